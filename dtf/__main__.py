@@ -1,0 +1,3 @@
+from dtf.cli import main
+
+raise SystemExit(main())

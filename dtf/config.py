@@ -1,0 +1,63 @@
+"""Where settings come from: command line, then environment, then `[tool.dtf]` in pyproject.toml.
+
+Unknown keys and wrong types in `[tool.dtf]` are errors (one line naming the key), since a
+misspelt setting that is silently ignored costs a user far more than a refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from dtf.errors import ConfigError
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
+    """`[tool.dtf]` keys (kebab-case) and their defaults."""
+
+    server: str = ""
+    workers: int = 0  # 0: one per CPU
+    split: str = "file"
+    timeout: float = 600.0
+    strategy: str = "duration"
+    labels: list[str] = []
+
+
+def find_pyproject(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(start: Path) -> Settings:
+    path = find_pyproject(start.resolve())
+    if path is None:
+        return Settings()
+    try:
+        table: Any = tomllib.loads(path.read_text()).get("tool", {}).get("dtf", {})
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:
+        return msgspec.convert(table, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"bad [tool.dtf] in {path}: {exc}") from None
+
+
+def server_url(cli: str | None, settings: Settings) -> str | None:
+    """The NATS URL(s) to use, or None for the embedded server."""
+    url = cli or os.environ.get("DTF_SERVER") or settings.server or None
+    if url is not None:
+        for part in url.split(","):
+            if not part.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ConfigError(f"server URL must look like nats://host:4222, got {part!r}")
+    return url
+
+
+def servers(url: str) -> list[str]:
+    return [u.strip() for u in url.split(",") if u.strip()]

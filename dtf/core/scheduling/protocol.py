@@ -1,0 +1,61 @@
+"""The seam between the coordinator and a scheduling strategy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from dtf.core.requirements import satisfies
+from dtf.core.state import TaskState, View
+from events.catalogue import Capabilities
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    task_id: str
+    worker_id: str
+
+
+@dataclass(slots=True)
+class WorkerSlots:
+    """A worker able to take work now: its capabilities, free and total slots."""
+
+    worker_id: str
+    capabilities: Capabilities
+    free: int
+    slots: int
+    backlog: float = 0.0  # expected seconds of work already on it
+
+
+class Strategy(Protocol):
+    name: str
+
+    def schedule(
+        self, queued: Sequence[TaskState], workers: Sequence[WorkerSlots]
+    ) -> list[Assignment]:
+        """Pick workers for queued tasks; never more tasks per worker than its free slots.
+
+        `queued` is in no particular order; tasks no worker can take stay queued.
+        """
+        ...
+
+
+def free_workers(view: View) -> list[WorkerSlots]:
+    """Active workers with at least one free slot, with their current expected backlog."""
+    result = []
+    for worker_id, worker in view.workers.items():
+        free = view.free_slots(worker_id)
+        if free <= 0:
+            continue
+        backlog = sum(
+            view.tasks[t].spec.expected_duration for t in view.active.get(worker_id, ())
+        )
+        result.append(
+            WorkerSlots(worker_id, worker.registered.capabilities, free, worker.slots, backlog)
+        )
+    return result
+
+
+def capable(task: TaskState, workers: Sequence[WorkerSlots]) -> list[WorkerSlots]:
+    return [w for w in workers if w.free > 0 and satisfies(w.capabilities, task.spec.requirements)]

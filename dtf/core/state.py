@@ -1,0 +1,261 @@
+"""State folded from events: tasks, workers and runs.
+
+`evolve_*` functions are pure: `(state | None, event) -> state`.  `View` holds the current
+state of every aggregate in dicts and applies recorded events to them; it is what the
+coordinator, the `dtf run` client and `dtf status` all fold the stream into.  An event that
+does not fit the current state (stale, out of order, unknown aggregate) changes nothing and is
+counted in `View.ignored`; it never raises.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from events.catalogue import (
+    AnyEvent,
+    CaseResult,
+    RunCancelRequested,
+    RunFinished,
+    RunSubmitted,
+    TaskAssigned,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskQueued,
+    TaskStarted,
+    WorkerDraining,
+    WorkerLost,
+    WorkerRegistered,
+    WorkerStopped,
+)
+
+TaskStatus = Literal["queued", "assigned", "running", "completed", "failed", "cancelled"]
+WorkerStatus = Literal["active", "draining", "stopped", "lost"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    spec: TaskQueued
+    status: TaskStatus = "queued"
+    worker_id: str = ""
+    attempt: int = 0
+    queued_at: float = 0.0
+    queue_seq: int = 0
+    assigned_at: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    cases: tuple[CaseResult, ...] = ()
+    category: str = ""
+    message: str = ""
+
+    @property
+    def task_id(self) -> str:
+        return self.spec.task_id
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    worker_id: str
+    registered: WorkerRegistered
+    status: WorkerStatus = "active"
+    reason: str = ""
+
+    @property
+    def slots(self) -> int:
+        return self.registered.slots
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    submitted: RunSubmitted
+    cancel_requested: bool = False
+    finished: RunFinished | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.submitted.run_id
+
+
+def evolve_task(state: TaskState | None, event: AnyEvent, seq: int = 0) -> TaskState | None:
+    """Next state of one task, or the same state when the event does not apply."""
+    match event:
+        case TaskQueued():
+            if state is not None:
+                return state
+            return TaskState(spec=event, queued_at=event.at, queue_seq=seq)
+        case _ if state is None or state.terminal:
+            return state
+        case TaskAssigned():
+            return replace(
+                state,
+                status="assigned",
+                worker_id=event.worker_id,
+                attempt=event.attempt,
+                assigned_at=event.at,
+            )
+        case TaskStarted() if event.attempt == state.attempt and state.status == "assigned":
+            return replace(state, status="running", started_at=event.at)
+        case TaskCompleted() if event.attempt == state.attempt:
+            return replace(state, status="completed", finished_at=event.at, cases=event.cases)
+        case TaskFailed() if event.attempt == state.attempt:
+            return replace(
+                state,
+                status="failed",
+                finished_at=event.at,
+                cases=event.cases,
+                category=event.category,
+                message=event.message,
+            )
+        case TaskCancelled():
+            return replace(state, status="cancelled", finished_at=event.at, message=event.reason)
+    return state
+
+
+def evolve_worker(state: WorkerState | None, event: AnyEvent) -> WorkerState | None:
+    match event:
+        case WorkerRegistered():
+            return WorkerState(event.worker_id, event)
+        case _ if state is None:
+            return None
+        case WorkerDraining():
+            return replace(state, status="draining")
+        case WorkerStopped():
+            return replace(state, status="stopped", reason=event.reason)
+        case WorkerLost():
+            return replace(state, status="lost", reason=event.reason)
+    return state
+
+
+def evolve_run(state: RunState | None, event: AnyEvent) -> RunState | None:
+    match event:
+        case RunSubmitted():
+            return state or RunState(event)
+        case _ if state is None:
+            return None
+        case RunCancelRequested():
+            return replace(state, cancel_requested=True)
+        case RunFinished() if state.finished is None:
+            return replace(state, finished=event)
+    return state
+
+
+def aggregate_key(event: AnyEvent) -> str:
+    """The aggregate an event belongs to, e.g. 'task:r1.3'."""
+    if isinstance(event, RunSubmitted | RunCancelRequested | RunFinished):
+        return f"run:{event.run_id}"
+    if isinstance(event, WorkerRegistered | WorkerDraining | WorkerStopped | WorkerLost):
+        return f"worker:{event.worker_id}"
+    return f"task:{event.task_id}"
+
+
+@dataclass
+class View:
+    """Every aggregate's current state, plus what scheduling needs derived from it.
+
+    Owns: tasks, workers, runs, the last stream sequence applied per aggregate (the expected
+    sequence for the next guarded write), worker -> active task ids, the latest duration seen
+    per test node id, and a count of events that changed nothing.
+    """
+
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    workers: dict[str, WorkerState] = field(default_factory=dict)
+    runs: dict[str, RunState] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    active: dict[str, set[str]] = field(default_factory=dict)
+    run_tasks: dict[str, list[str]] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+    queued_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
+    last_seq: int = 0
+    ignored: int = 0
+
+    def apply(self, event: AnyEvent, seq: int) -> bool:
+        """Fold one recorded event in; False when it was already applied or changed nothing."""
+        key = aggregate_key(event)
+        if seq and seq <= self.versions.get(key, 0):
+            return False
+        if seq:
+            self.versions[key] = seq
+            self.last_seq = max(self.last_seq, seq)
+        if key.startswith("task:"):
+            return self._apply_task(event, seq)
+        if key.startswith("worker:"):
+            worker_id = key[7:]
+            new_worker = evolve_worker(self.workers.get(worker_id), event)
+            return self._store(self.workers, worker_id, new_worker)
+        run_id = key[4:]
+        return self._store(self.runs, run_id, evolve_run(self.runs.get(run_id), event))
+
+    def apply_all(self, records: Iterable[tuple[AnyEvent, int]]) -> None:
+        for event, seq in records:
+            self.apply(event, seq)
+
+    def _store(self, table: dict, key: str, new: object) -> bool:
+        if new is None or new is table.get(key):
+            self.ignored += 1
+            return False
+        table[key] = new
+        return True
+
+    def _apply_task(self, event: AnyEvent, seq: int) -> bool:
+        task_id = event.task_id  # type: ignore[union-attr]
+        old = self.tasks.get(task_id)
+        new = evolve_task(old, event, seq)
+        if not self._store(self.tasks, task_id, new):
+            return False
+        assert new is not None
+        if old is None:
+            self.run_tasks.setdefault(new.spec.run_id, []).append(task_id)
+        if old is not None and old.worker_id and old.status in ("assigned", "running"):
+            self.active.get(old.worker_id, set()).discard(task_id)
+        if new.status in ("assigned", "running"):
+            self.active.setdefault(new.worker_id, set()).add(task_id)
+        if new.status == "queued":
+            self.queued_ids[task_id] = None
+        else:
+            self.queued_ids.pop(task_id, None)
+        for case in new.cases if new.status == "completed" else ():
+            if case.outcome in ("passed", "failed"):
+                self.durations[case.nodeid] = case.duration
+        return True
+
+    # --- queries ------------------------------------------------------------------------
+
+    def free_slots(self, worker_id: str) -> int:
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.status != "active":
+            return 0
+        return max(0, worker.slots - len(self.active.get(worker_id, ())))
+
+    def queued(self) -> list[TaskState]:
+        return [self.tasks[t] for t in self.queued_ids]
+
+    def tasks_of(self, run_id: str) -> list[TaskState]:
+        return [self.tasks[t] for t in self.run_tasks.get(run_id, ())]
+
+    def run_done(self, run_id: str) -> bool:
+        """All tasks of a submitted run are terminal."""
+        run = self.runs.get(run_id)
+        if run is None:
+            return False
+        return all(
+            t in self.tasks and self.tasks[t].terminal for t in run.submitted.task_ids
+        )
+
+    def run_cases(self, run_id: str) -> list[CaseResult]:
+        """Every case result of a run: precollected ones first, then tasks in id order."""
+        run = self.runs.get(run_id)
+        cases = list(run.submitted.precollected) if run else []
+        for task in self.tasks_of(run_id):
+            cases.extend(task.cases)
+        return cases
+
+    def run_counts(self, run_id: str) -> dict[str, int]:
+        return dict(Counter(c.outcome for c in self.run_cases(run_id)))

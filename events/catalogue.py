@@ -1,0 +1,189 @@
+"""Every event dtf records, as frozen, tagged msgspec Structs.
+
+Each event names its aggregate (run, task or worker) by id; `subject()` in `events.subjects`
+derives the NATS subject from it.  Fields added later always get a default so old logs keep
+decoding (see msgspec's schema-evolution guide).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Outcome = Literal["passed", "failed", "skipped", "xfailed", "xpassed", "error"]
+# Error categories; issue #3 retries by these.
+Category = Literal["infrastructure", "timeout", "environment", "test", "cancelled", "internal"]
+TaskKind = Literal["pytest", "command"]
+
+
+class Requirements(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a task needs from a worker; zero or empty means 'anything'."""
+
+    platform: str = ""
+    cpus: int = 0
+    memory_gb: float = 0.0
+    gpus: int = 0
+    gpu_vendor: str = ""
+    gpu_memory_gb: float = 0.0
+    labels: tuple[str, ...] = ()
+
+
+class Gpu(msgspec.Struct, frozen=True, omit_defaults=True):
+    vendor: str
+    name: str = ""
+    memory_gb: float = 0.0
+
+
+class Capabilities(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a worker offers, detected once at start."""
+
+    platform: str
+    hostname: str
+    cpus: int
+    memory_gb: float
+    python: str = ""
+    gpus: tuple[Gpu, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
+class CaseResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One test item's result: its pytest node id, outcome, seconds, and failure text."""
+
+    nodeid: str
+    outcome: Outcome
+    duration: float = 0.0
+    message: str = ""
+    longrepr: str = ""
+
+
+class Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+    """Common envelope: unique id (sent as Nats-Msg-Id), when, who, and schema version."""
+
+    id: str
+    at: float
+    actor: str
+    v: int = SCHEMA_VERSION
+
+
+# --- run aggregate --------------------------------------------------------------------
+
+
+class RunSubmitted(Event, frozen=True, tag="run.submitted"):
+    run_id: str
+    bundle: str = ""  # sha256 of the code archive in the object store
+    root: str = ""  # where the project lives on the submitting machine (for display)
+    args: tuple[str, ...] = ()  # pytest arguments (paths, -k ...) the runner collects with
+    task_ids: tuple[str, ...] = ()
+    total_cases: int = 0
+    # Results known without running anything: module-level skips found at collection.
+    precollected: tuple[CaseResult, ...] = ()
+    labels: dict[str, str] = {}
+
+
+class RunCancelRequested(Event, frozen=True, tag="run.cancel_requested"):
+    run_id: str
+    reason: str = ""
+
+
+class RunFinished(Event, frozen=True, tag="run.finished"):
+    run_id: str
+    counts: dict[str, int] = {}
+    cancelled: bool = False
+    term: int = 0
+
+
+# --- task aggregate -------------------------------------------------------------------
+
+
+class TaskQueued(Event, frozen=True, tag="task.queued"):
+    task_id: str
+    run_id: str
+    kind: TaskKind
+    nodeids: tuple[str, ...] = ()  # kind == "pytest"
+    argv: tuple[str, ...] = ()  # kind == "command"
+    requirements: Requirements = Requirements()
+    priority: int = 0
+    timeout: float = 600.0
+    expected_duration: float = 0.0
+    bundle: str = ""
+    args: tuple[str, ...] = ()
+
+
+class TaskAssigned(Event, frozen=True, tag="task.assigned"):
+    task_id: str
+    worker_id: str
+    attempt: int = 1
+    term: int = 0
+
+
+class TaskStarted(Event, frozen=True, tag="task.started"):
+    task_id: str
+    worker_id: str
+    attempt: int = 1
+
+
+class TaskCompleted(Event, frozen=True, tag="task.completed"):
+    task_id: str
+    worker_id: str
+    attempt: int = 1
+    outcome: Outcome = "passed"
+    duration: float = 0.0
+    cases: tuple[CaseResult, ...] = ()
+    metrics: dict[str, float] = {}
+    exit_code: int = 0
+
+
+class TaskFailed(Event, frozen=True, tag="task.failed"):
+    """The task could not produce results (crash, timeout, lost worker, bad environment).
+
+    `cases` carries error results for the tests it held, so that every test is reported.
+    """
+
+    task_id: str
+    worker_id: str = ""
+    attempt: int = 1
+    category: Category = "internal"
+    message: str = ""
+    cases: tuple[CaseResult, ...] = ()
+    term: int = 0
+
+
+class TaskCancelled(Event, frozen=True, tag="task.cancelled"):
+    task_id: str
+    reason: str = ""
+    term: int = 0
+
+
+# --- worker aggregate -----------------------------------------------------------------
+
+
+class WorkerRegistered(Event, frozen=True, tag="worker.registered"):
+    worker_id: str
+    capabilities: Capabilities
+    slots: int = 1
+
+
+class WorkerDraining(Event, frozen=True, tag="worker.draining"):
+    worker_id: str
+
+
+class WorkerStopped(Event, frozen=True, tag="worker.stopped"):
+    worker_id: str
+    reason: str = ""
+
+
+class WorkerLost(Event, frozen=True, tag="worker.lost"):
+    worker_id: str
+    reason: str = ""
+    term: int = 0
+
+
+RunEvent = RunSubmitted | RunCancelRequested | RunFinished
+TaskEvent = TaskQueued | TaskAssigned | TaskStarted | TaskCompleted | TaskFailed | TaskCancelled
+WorkerEvent = WorkerRegistered | WorkerDraining | WorkerStopped | WorkerLost
+AnyEvent = RunEvent | TaskEvent | WorkerEvent
+
+TERMINAL_TASK_EVENTS = (TaskCompleted, TaskFailed, TaskCancelled)

@@ -1,0 +1,114 @@
+"""Subject scheme: one prefix per aggregate, so permissions and filters are a few wildcards.
+
+    dtf.evt.run.<run_id>.<event>
+    dtf.evt.task.<run_id>.<n>.<event>[.<worker_id>]     task ids are "<run_id>.<n>"
+    dtf.evt.worker.<worker_id>.<event>
+    dtf.log.<run_id>.<n>                                 task output (DTF_LOGS stream)
+
+A task id holds its run id as its first token, so a client follows one run with
+`dtf.evt.task.<run_id>.>` and a worker receives only its assignments with
+`dtf.evt.task.*.*.assigned.<worker_id>`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from events.catalogue import (
+    AnyEvent,
+    RunCancelRequested,
+    RunFinished,
+    RunSubmitted,
+    TaskAssigned,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskQueued,
+    TaskStarted,
+    WorkerDraining,
+    WorkerLost,
+    WorkerRegistered,
+    WorkerStopped,
+)
+
+ROOT = "dtf.evt"
+LOG_ROOT = "dtf.log"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def valid_token(value: str) -> bool:
+    return bool(_TOKEN.match(value))
+
+
+def task_id(run_id: str, n: int) -> str:
+    return f"{run_id}.{n}"
+
+
+def run_of(task_id: str) -> str:
+    return task_id.split(".", 1)[0]
+
+
+def valid_task_id(value: str) -> bool:
+    parts = value.split(".")
+    return len(parts) == 2 and all(valid_token(p) for p in parts)
+
+
+def run_subject(run_id: str, event: str = ">") -> str:
+    return f"{ROOT}.run.{run_id}.{event}"
+
+
+def task_subject(task_id: str, event: str = ">") -> str:
+    return f"{ROOT}.task.{task_id}.{event}"
+
+
+def worker_subject(worker_id: str, event: str = ">") -> str:
+    return f"{ROOT}.worker.{worker_id}.{event}"
+
+
+def assignments_for(worker_id: str) -> str:
+    """What one worker's durable consumer filters on: its own assignments only."""
+    return f"{ROOT}.task.*.*.assigned.{worker_id}"
+
+
+def run_tasks(run_id: str) -> str:
+    return f"{ROOT}.task.{run_id}.>"
+
+
+def log_subject(task_id: str) -> str:
+    return f"{LOG_ROOT}.{task_id}"
+
+
+def aggregate_filter(event: AnyEvent) -> str:
+    """The wildcard covering the event's whole aggregate (for expected-sequence checks)."""
+    return subject_of(event).rsplit(".", 2 if isinstance(event, TaskAssigned) else 1)[0] + ".>"
+
+
+def subject_of(event: AnyEvent) -> str:
+    match event:
+        case RunSubmitted(run_id=r):
+            return run_subject(r, "submitted")
+        case RunCancelRequested(run_id=r):
+            return run_subject(r, "cancel_requested")
+        case RunFinished(run_id=r):
+            return run_subject(r, "finished")
+        case TaskQueued(task_id=t):
+            return task_subject(t, "queued")
+        case TaskAssigned(task_id=t, worker_id=w):
+            return task_subject(t, f"assigned.{w}")
+        case TaskStarted(task_id=t):
+            return task_subject(t, "started")
+        case TaskCompleted(task_id=t):
+            return task_subject(t, "completed")
+        case TaskFailed(task_id=t):
+            return task_subject(t, "failed")
+        case TaskCancelled(task_id=t):
+            return task_subject(t, "cancelled")
+        case WorkerRegistered(worker_id=w):
+            return worker_subject(w, "registered")
+        case WorkerDraining(worker_id=w):
+            return worker_subject(w, "draining")
+        case WorkerStopped(worker_id=w):
+            return worker_subject(w, "stopped")
+        case WorkerLost(worker_id=w):
+            return worker_subject(w, "lost")
+    raise TypeError(f"not an event: {event!r}")

@@ -1,0 +1,46 @@
+"""Streams, KV buckets and the object store, declared as plain data.
+
+`dtf.store.connect` creates whatever is missing; `replicas` is raised to 3 by issue #3 when
+the cluster has three nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENTS_STREAM = "DTF_EVENTS"
+LOGS_STREAM = "DTF_LOGS"
+HEARTBEATS_BUCKET = "dtf_heartbeats"
+BUNDLES_BUCKET = "dtf_bundles"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    max_age_s: float = 0.0  # 0: keep forever
+    max_bytes: int = -1
+    duplicate_window_s: float = 120.0
+    max_msg_size: int = -1
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    name: str
+    ttl_s: float = 0.0
+    history: int = 1
+
+
+# The event log is the source of truth: no age limit.  A 2-minute duplicate window makes a
+# publish retried with the same Nats-Msg-Id land once.
+EVENTS = StreamSpec(EVENTS_STREAM, ("dtf.evt.>",))
+# Task output is bulky and disposable: bounded by age and size.
+LOGS = StreamSpec(
+    LOGS_STREAM, ("dtf.log.>",), max_age_s=7 * 86400, max_bytes=1 << 30, duplicate_window_s=10
+)
+STREAMS = (EVENTS, LOGS)
+
+HEARTBEAT_INTERVAL_S = 1.0
+HEARTBEAT_TTL_S = 3.0
+HEARTBEATS = BucketSpec(HEARTBEATS_BUCKET, ttl_s=HEARTBEAT_TTL_S)
+BUNDLES_TTL_S = 7 * 86400

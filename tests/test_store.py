@@ -1,0 +1,93 @@
+"""Contract tests of the event store against a real nats-server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dtf.errors import ConcurrencyConflict, ServerUnreachable
+from dtf.store import EventStore, Recorded
+from events.catalogue import TaskAssigned, TaskQueued, TaskStarted
+from events.subjects import task_subject
+from tests.conftest import eventually_async
+
+
+def queued(task_id: str = "r1.0", eid: str = "e1") -> TaskQueued:
+    return TaskQueued(id=eid, at=time.time(), actor="t", task_id=task_id, run_id="r1",
+                      kind="pytest", nodeids=("a.py::t",))
+
+
+def assigned(worker: str, eid: str, task_id: str = "r1.0") -> TaskAssigned:
+    return TaskAssigned(id=eid, at=time.time(), actor="c", task_id=task_id, worker_id=worker)
+
+
+async def test_append_and_load_one_aggregate(store: EventStore) -> None:
+    s1 = await store.append(queued(), expected_last_seq=0)
+    await store.append(queued("r1.1", "other"))
+    s2 = await store.append(assigned("w1", "e2"), expected_last_seq=s1)
+    history = await store.load(task_subject("r1.0"))
+    assert [r.seq for r in history] == [s1, s2]
+    assert [type(r.event) for r in history] == [TaskQueued, TaskAssigned]
+    assert history[1].subject == "dtf.evt.task.r1.0.assigned.w1"
+
+
+async def test_stale_write_is_rejected(store: EventStore) -> None:
+    s1 = await store.append(queued(), expected_last_seq=0)
+    await store.append(assigned("w1", "e2"), expected_last_seq=s1)
+    # A second writer that still believes s1 is the latest loses, and nothing is stored.
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(assigned("w2", "e3"), expected_last_seq=s1)
+    history = await store.load(task_subject("r1.0"))
+    assert [getattr(r.event, "worker_id", None) for r in history] == [None, "w1"]
+
+
+async def test_new_aggregate_must_be_empty(store: EventStore) -> None:
+    await store.append(queued(), expected_last_seq=0)
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(queued(eid="again"), expected_last_seq=0)
+
+
+async def test_assignment_subject_counts_for_the_task(store: EventStore) -> None:
+    """The worker-id suffix on assignments is still covered by the task's wildcard."""
+    s1 = await store.append(queued(), expected_last_seq=0)
+    s2 = await store.append(assigned("w1", "e2"), expected_last_seq=s1)
+    started = TaskStarted(id="e3", at=time.time(), actor="w1", task_id="r1.0", worker_id="w1")
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(started, expected_last_seq=s1)
+    assert await store.append(started, expected_last_seq=s2) > s2
+
+
+async def test_same_message_id_is_stored_once(store: EventStore) -> None:
+    event = queued()
+    first = await store.append(event)
+    again = await store.append(event)
+    assert first == again
+    assert len(await store.load(task_subject("r1.0"))) == 1
+
+
+async def test_follow_replays_then_goes_live_and_skips_garbage(store: EventStore) -> None:
+    await store.append(queued("r1.0", "a"))
+    await store.js.publish("dtf.evt.task.r1.9.queued", b"{not json")
+    await store.append(queued("r1.1", "b"))
+    seen: list[Recorded] = []
+    follower = await store.follow("dtf.evt.>", seen.append)
+    await eventually_async(follower.caught_up.is_set)
+    assert [r.event.task_id for r in seen] == ["r1.0", "r1.1"]
+    assert follower.rejected == 1
+    await store.append(queued("r1.2", "c"))
+    await eventually_async(lambda: len(seen) == 3)
+    await follower.stop()
+
+
+async def test_follow_on_an_empty_filter_is_caught_up(store: EventStore) -> None:
+    follower = await store.follow("dtf.evt.run.nothing.>", lambda r: None)
+    assert follower.caught_up.is_set()
+    await follower.stop()
+
+
+async def test_unreachable_server_fails_fast() -> None:
+    started = time.monotonic()
+    with pytest.raises(ServerUnreachable, match="cannot reach NATS"):
+        await EventStore.connect("nats://127.0.0.1:1", timeout=2)
+    assert time.monotonic() - started < 10  # a bound on hanging, not a performance goal
