@@ -65,8 +65,12 @@ class LocalServer:
 
 
 def start_server(
-    *, store_dir: Path | None = None, host: str = "127.0.0.1", port: int = -1,
-    timeout: float = 10.0, log_file: Path | None = None,
+    *,
+    store_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = -1,
+    timeout: float = 10.0,
+    log_file: Path | None = None,
 ) -> LocalServer:
     """Start nats-server with JetStream; port -1 picks a free one, read back from its ports file."""
     temp = None
@@ -75,20 +79,31 @@ def start_server(
         store_dir = Path(temp.name)
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = Path(tempfile.mkdtemp(prefix="dtf-ports-"))
-    args = [server_binary(), "-c", str(config_file()), "-a", host, "-p", str(port),
-            "-sd", str(store_dir), "--ports_file_dir", str(ports_dir)]
+    args = [
+        server_binary(),
+        "-c",
+        str(config_file()),
+        "-a",
+        host,
+        "-p",
+        str(port),
+        "-sd",
+        str(store_dir),
+        "--ports_file_dir",
+        str(ports_dir),
+    ]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise StoreError(
-                    f"nats-server exited at start (code {proc.returncode}); "
-                    f"is port {port} in use?" if port > 0 else
-                    f"nats-server exited at start (code {proc.returncode})")
+                    f"nats-server exited at start (code {proc.returncode}); is port {port} in use?"
+                    if port > 0
+                    else f"nats-server exited at start (code {proc.returncode})"
+                )
             if ports_file.exists():
                 with contextlib.suppress(json.JSONDecodeError):
                     ports = json.loads(ports_file.read_text())

@@ -9,6 +9,7 @@ here, so nothing above this module catches library exceptions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,10 +53,9 @@ class Follower:
 
     async def stop(self) -> None:
         if self._sub is not None:
-            try:
+            # The connection may already be gone; there is nothing left to undo then.
+            with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()  # type: ignore[attr-defined]
-            except Exception:  # the connection may already be gone; nothing to undo
-                pass
             self._sub = None
 
 
@@ -126,9 +126,10 @@ class EventStore:
                 await self.js.object_store(topology.BUNDLES_BUCKET)
             except nats.js.errors.BucketNotFoundError:
                 await self.js.create_object_store(
-                    topology.BUNDLES_BUCKET, config=api.ObjectStoreConfig(
+                    topology.BUNDLES_BUCKET,
+                    config=api.ObjectStoreConfig(
                         bucket=topology.BUNDLES_BUCKET, ttl=topology.BUNDLES_TTL_S
-                    )
+                    ),
                 )
         except (nats.errors.Error, TimeoutError) as exc:
             raise StoreError(f"cannot set up JetStream streams: {exc}") from None

@@ -39,8 +39,9 @@ def eventually(check: Callable[[], object], timeout: float = 15.0, interval: flo
         time.sleep(interval)
 
 
-async def eventually_async(check: Callable[[], object], timeout: float = 15.0,
-                           interval: float = 0.02):
+async def eventually_async(
+    check: Callable[[], object], timeout: float = 15.0, interval: float = 0.02
+):
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -23,8 +23,14 @@ from events.catalogue import (
 )
 
 CPU = Capabilities(platform="linux", hostname="h", cpus=8, memory_gb=32)
-GPU = Capabilities(platform="linux", hostname="g", cpus=32, memory_gb=256,
-                   gpus=(Gpu("nvidia", "H100", 80.0),), labels=("fast",))
+GPU = Capabilities(
+    platform="linux",
+    hostname="g",
+    cpus=32,
+    memory_gb=256,
+    gpus=(Gpu("nvidia", "H100", 80.0),),
+    labels=("fast",),
+)
 
 
 def ev(cls, n: int, **fields):
@@ -42,8 +48,14 @@ def test_task_lifecycle() -> None:
     assert s.status == "assigned" and s.worker_id == "w"
     s = evolve_task(s, ev(TaskStarted, 3, task_id="r.0", worker_id="w", attempt=1))
     assert s.status == "running"
-    done = ev(TaskCompleted, 4, task_id="r.0", worker_id="w", attempt=1,
-              cases=(CaseResult("a", "passed", 0.5),))
+    done = ev(
+        TaskCompleted,
+        4,
+        task_id="r.0",
+        worker_id="w",
+        attempt=1,
+        cases=(CaseResult("a", "passed", 0.5),),
+    )
     s = evolve_task(s, done)
     assert s.status == "completed" and s.terminal
     # Anything after a terminal event changes nothing.
@@ -73,13 +85,24 @@ def test_view_tracks_slots_durations_and_run_completion() -> None:
     assert view.free_slots("w") == 2 and len(view.queued()) == 2
     view.apply(ev(TaskAssigned, 5, task_id="r.0", worker_id="w"), 5)
     assert view.free_slots("w") == 1 and len(view.queued()) == 1
-    view.apply(ev(TaskCompleted, 6, task_id="r.0", worker_id="w",
-                  cases=(CaseResult("a", "passed", 1.5),)), 6)
+    view.apply(
+        ev(TaskCompleted, 6, task_id="r.0", worker_id="w", cases=(CaseResult("a", "passed", 1.5),)),
+        6,
+    )
     assert view.free_slots("w") == 2 and view.durations == {"a": 1.5}
     assert not view.run_done("r")
     view.apply(ev(TaskAssigned, 7, task_id="r.1", worker_id="w"), 7)
-    view.apply(ev(TaskFailed, 8, task_id="r.1", worker_id="w", category="timeout",
-                  cases=(CaseResult("b", "error"),)), 8)
+    view.apply(
+        ev(
+            TaskFailed,
+            8,
+            task_id="r.1",
+            worker_id="w",
+            category="timeout",
+            cases=(CaseResult("b", "error"),),
+        ),
+        8,
+    )
     assert view.run_done("r")
     assert view.run_counts("r") == {"passed": 1, "error": 1}
     view.apply(ev(RunFinished, 9, run_id="r"), 9)
@@ -106,8 +129,9 @@ def _view_with(tasks: list[TaskQueued], workers: list[tuple[str, Capabilities, i
     seq = 0
     for worker_id, caps, slots in workers:
         seq += 1
-        view.apply(ev(WorkerRegistered, seq, worker_id=worker_id, capabilities=caps,
-                      slots=slots), seq)
+        view.apply(
+            ev(WorkerRegistered, seq, worker_id=worker_id, capabilities=caps, slots=slots), seq
+        )
     for task in tasks:
         seq += 1
         view.apply(task, seq)
@@ -115,12 +139,17 @@ def _view_with(tasks: list[TaskQueued], workers: list[tuple[str, Capabilities, i
 
 
 def test_least_loaded_respects_priority_capability_and_slots() -> None:
-    tasks = [q("r.0", 1), q("r.1", 2, priority=5), q("r.2", 3, requirements=Requirements(gpus=1)),
-             q("r.3", 4), q("r.4", 5)]
+    tasks = [
+        q("r.0", 1),
+        q("r.1", 2, priority=5),
+        q("r.2", 3, requirements=Requirements(gpus=1)),
+        q("r.3", 4),
+        q("r.4", 5),
+    ]
     view = _view_with(tasks, [("cpu", CPU, 2), ("gpu", GPU, 1)])
     decisions = strategy("least-loaded").schedule(view.queued(), free_workers(view))
     by_task = {d.task_id: d.worker_id for d in decisions}
-    assert list(by_task)[0] == "r.1"  # highest priority first
+    assert next(iter(by_task)) == "r.1"  # highest priority first
     assert len(decisions) == 3  # three free slots in all
     assert "r.2" not in by_task or by_task["r.2"] == "gpu"
     assert sum(1 for w in by_task.values() if w == "cpu") <= 2

@@ -14,8 +14,15 @@ from tests.conftest import eventually_async
 
 
 def queued(task_id: str = "r1.0", eid: str = "e1") -> TaskQueued:
-    return TaskQueued(id=eid, at=time.time(), actor="t", task_id=task_id, run_id="r1",
-                      kind="pytest", nodeids=("a.py::t",))
+    return TaskQueued(
+        id=eid,
+        at=time.time(),
+        actor="t",
+        task_id=task_id,
+        run_id="r1",
+        kind="pytest",
+        nodeids=("a.py::t",),
+    )
 
 
 def assigned(worker: str, eid: str, task_id: str = "r1.0") -> TaskAssigned:

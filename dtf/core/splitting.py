@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from events.catalogue import Requirements
@@ -23,7 +23,7 @@ MIN_TASK_SECONDS = 0.5
 class Item:
     nodeid: str
     path: str
-    requirements: Requirements = Requirements()
+    requirements: Requirements = field(default_factory=Requirements)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,8 @@ class TaskState:
     started_at: float = 0.0
     finished_at: float = 0.0
     cases: tuple[CaseResult, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    exit_code: int = 0
     category: str = ""
     message: str = ""
 
@@ -104,7 +106,14 @@ def evolve_task(state: TaskState | None, event: AnyEvent, seq: int = 0) -> TaskS
         case TaskStarted() if event.attempt == state.attempt and state.status == "assigned":
             return replace(state, status="running", started_at=event.at)
         case TaskCompleted() if event.attempt == state.attempt:
-            return replace(state, status="completed", finished_at=event.at, cases=event.cases)
+            return replace(
+                state,
+                status="completed",
+                finished_at=event.at,
+                cases=event.cases,
+                metrics=event.metrics,
+                exit_code=event.exit_code,
+            )
         case TaskFailed() if event.attempt == state.attempt:
             return replace(
                 state,
@@ -245,9 +254,7 @@ class View:
         run = self.runs.get(run_id)
         if run is None:
             return False
-        return all(
-            t in self.tasks and self.tasks[t].terminal for t in run.submitted.task_ids
-        )
+        return all(t in self.tasks and self.tasks[t].terminal for t in run.submitted.task_ids)
 
     def run_cases(self, run_id: str) -> list[CaseResult]:
         """Every case result of a run: precollected ones first, then tasks in id order."""

@@ -21,5 +21,12 @@ def strategy(name: str) -> Strategy:
         raise ValueError(f"unknown scheduling strategy {name!r} (known: {known})") from None
 
 
-__all__ = ["DEFAULT_STRATEGY", "STRATEGIES", "Assignment", "Strategy", "WorkerSlots",
-           "free_workers", "strategy"]
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "STRATEGIES",
+    "Assignment",
+    "Strategy",
+    "WorkerSlots",
+    "free_workers",
+    "strategy",
+]

@@ -48,9 +48,7 @@ def free_workers(view: View) -> list[WorkerSlots]:
         free = view.free_slots(worker_id)
         if free <= 0:
             continue
-        backlog = sum(
-            view.tasks[t].spec.expected_duration for t in view.active.get(worker_id, ())
-        )
+        backlog = sum(view.tasks[t].spec.expected_duration for t in view.active.get(worker_id, ()))
         result.append(
             WorkerSlots(worker_id, worker.registered.capabilities, free, worker.slots, backlog)
         )

@@ -1,0 +1,169 @@
+"""dtf against plain pytest and pytest-xdist on the same suite, and dtf's dispatch latency.
+
+    python bench/overhead.py SUITE_DIR [--rounds 3] [--workers 2] [--tasks 1000]
+
+Part 1 runs the suite with `pytest`, `pytest -n W` (xdist) and `dtf run -n W` (embedded
+server, W local workers), alternating, ROUNDS times each, and prints the median wall times and
+the ratio dtf / xdist.  Goal (checked by running this, not by a test): ratio <= 1.0 on a
+suite of >= 1,000 tests (`python bench/make_suite.py /tmp/suite` writes one).
+
+Part 2 starts a nats-server, a coordinator and W workers (4 slots each), submits TASKS
+trivial command tasks (`true`) with `dtf run --server`, and reads the event timestamps back
+from the stream.  Dispatch latency per task = started.at - ready, where ready is when the task
+could first have been dispatched: the later of its queued.at and the completion, on the same
+worker, that freed the slot it got (time spent waiting for a free slot is queueing, not
+dispatch).  Also printed: queued -> assigned and assigned -> started.  Goals: p50 <= 5 ms,
+p99 <= 25 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dtf.server import start_server
+from dtf.store import EventStore
+from events.catalogue import TaskAssigned, TaskCompleted, TaskQueued, TaskStarted
+
+PY = sys.executable
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def compare(suite: Path, rounds: int, workers: int) -> None:
+    commands = {
+        "pytest": [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        f"pytest -n {workers}": [
+            PY,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            str(workers),
+        ],
+        f"dtf run -n {workers}": [PY, "-m", "dtf", "run", "-n", str(workers), "--no-progress", "."],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for r in range(rounds):
+        for name, cmd in commands.items():
+            times[name].append(timed(cmd, suite))
+        print(
+            f"round {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()),
+            flush=True,
+        )
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(f"\nsuite {suite} ({rounds} rounds, median wall time)")
+    for name, value in med.items():
+        print(f"  {name:<16} {value:7.2f} s")
+    xdist, dtf = med[f"pytest -n {workers}"], med[f"dtf run -n {workers}"]
+    print(f"  ratio dtf / xdist = {dtf / xdist:.2f}   (goal <= 1.0)")
+    print(f"  ratio dtf / pytest = {dtf / med['pytest']:.2f}")
+
+
+async def dispatch(tasks: int, workers: int) -> None:
+    server = start_server()
+    procs = []
+    try:
+        env = {**os.environ, "DTF_SERVER": server.url}
+        procs.append(subprocess.Popen([PY, "-m", "dtf", "coordinator"], env=env))
+        for i in range(workers):
+            procs.append(
+                subprocess.Popen(
+                    [PY, "-m", "dtf", "worker", "--slots", "4", "--id", f"bench-{i}"], env=env
+                )
+            )
+        started = time.perf_counter()
+        subprocess.run(
+            [PY, "-m", "dtf", "run", "--no-progress", "--command", "true", "--repeat", str(tasks)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        wall = time.perf_counter() - started
+        store = await EventStore.connect(server.url)
+        records = await store.load("dtf.evt.task.>", timeout=120)
+        await store.close()
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        server.stop()
+    queued: dict[str, float] = {}
+    assigned: dict[str, TaskAssigned] = {}
+    begun: dict[str, float] = {}
+    completions: dict[str, list[float]] = {}
+    for rec in records:
+        e = rec.event
+        if isinstance(e, TaskQueued):
+            queued[e.task_id] = e.at
+        elif isinstance(e, TaskAssigned):
+            assigned[e.task_id] = e
+        elif isinstance(e, TaskStarted):
+            begun[e.task_id] = e.at
+        elif isinstance(e, TaskCompleted):
+            completions.setdefault(e.worker_id, []).append(e.at)
+    for times in completions.values():
+        times.sort()
+    lat, q2a, a2s, s2c = [], [], [], []
+    finished = {r.event.task_id: r.event.at for r in records if isinstance(r.event, TaskCompleted)}
+    for task_id, start in begun.items():
+        a = assigned[task_id]
+        freed = [t for t in completions.get(a.worker_id, []) if t <= a.at]
+        ready = max(queued[task_id], freed[-1] if freed else 0.0)
+        lat.append(start - ready)
+        q2a.append(a.at - queued[task_id])
+        a2s.append(start - a.at)
+        if task_id in finished:
+            s2c.append(finished[task_id] - start)
+
+    def pct(values: list[float]) -> str:
+        arr = np.array(values) * 1000
+        return f"p50 {np.percentile(arr, 50):6.2f} ms  p99 {np.percentile(arr, 99):6.2f} ms"
+
+    print(
+        f"\ndispatch: {len(begun)} trivial tasks on {workers} workers x 4 slots "
+        f"in {wall:.2f}s ({len(begun) / wall:.0f} tasks/s end to end)"
+    )
+    print(f"  dispatch (ready -> started)  {pct(lat)}   (goal p50 <= 5, p99 <= 25)")
+    print(f"  queued -> assigned           {pct(q2a)}   (includes waiting for a slot)")
+    print(f"  assigned -> started          {pct(a2s)}")
+    print(f"  started -> completed         {pct(s2c)}   (running `true`, reporting)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("suite", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--skip-compare", action="store_true")
+    args = parser.parse_args()
+    if not args.suite.is_dir():
+        sys.exit(f"not a directory: {args.suite}")
+    if not args.skip_compare:
+        compare(args.suite.resolve(), args.rounds, args.workers)
+    asyncio.run(dispatch(args.tasks, args.workers))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""The `dtf` command line.  Every DtfError becomes one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from dtf import __version__
+from dtf.config import load_settings, server_url, servers
+from dtf.core import requirements
+from dtf.core.scheduling import DEFAULT_STRATEGY, STRATEGIES, strategy
+from dtf.errors import ConfigError, DtfError
+
+DEFAULT_LOCAL = "nats://127.0.0.1:4222"
+
+
+def _server_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="NATS URL(s), comma-separated (default: $DTF_SERVER, [tool.dtf] server"
+        f"{', else the embedded server' if p.prog.endswith('run') else ''})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dtf", description="Distributed testing and benchmarking on NATS JetStream."
+    )
+    parser.add_argument("--version", action="version", version=f"dtf {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("DTF_LOG_LEVEL", "WARNING"),
+        help="logging level for daemons (default: WARNING)",
+    )
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run a pytest suite or commands across the workers",
+        description="Collect a pytest suite (or take --command), split it into "
+        "tasks, run them on the workers and print a pytest-like "
+        "summary. Exit codes follow pytest: 0 passed, 1 failures, "
+        "2 interrupted/usage, 5 nothing collected. Arguments after "
+        "'--' go to pytest (e.g. -- -k smoke -x).",
+    )
+    run.add_argument("paths", nargs="*", default=None, help="test files or directories")
+    _server_arg(run)
+    run.add_argument("-n", "--workers", type=int, help="embedded workers (default: CPUs)")
+    run.add_argument("--split", choices=["file", "test"], help="task granularity (default file)")
+    run.add_argument("--timeout", type=float, help="seconds per task (default 600)")
+    run.add_argument(
+        "--strategy",
+        choices=sorted(STRATEGIES),
+        help=f"scheduling strategy of the embedded coordinator (default {DEFAULT_STRATEGY})",
+    )
+    run.add_argument(
+        "--requires",
+        default="",
+        metavar="SPEC",
+        help="hardware every task needs, e.g. gpus=1,memory_gb=16,label=fast",
+    )
+    run.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    run.add_argument(
+        "--command",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="run this shell-quoted command as a task instead of pytest "
+        "(repeatable); metrics go to the JSON file in $DTF_RESULTS_FILE",
+    )
+    run.add_argument("--repeat", type=int, default=1, help="submit each --command N times")
+    run.add_argument("--junit-xml", type=Path, metavar="PATH", help="write a JUnit XML report")
+    run.add_argument("--json", type=Path, metavar="PATH", help="write a JSON report")
+    run.add_argument(
+        "--durations",
+        type=int,
+        default=5,
+        metavar="N",
+        help="show the N slowest tests (0: all, -1: none)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="list skips and xfails too")
+    run.add_argument("--no-progress", action="store_true", help="no live progress display")
+
+    coord = sub.add_parser("coordinator", help="run a coordinator (schedules tasks)")
+    _server_arg(coord)
+    coord.add_argument("--strategy", choices=sorted(STRATEGIES), default=DEFAULT_STRATEGY)
+    coord.add_argument("--id", help="coordinator id (default: random)")
+
+    worker = sub.add_parser("worker", help="run a worker daemon (executes tasks)")
+    _server_arg(worker)
+    worker.add_argument("--slots", type=int, default=1, help="tasks at once (default 1)")
+    worker.add_argument("--id", help="worker id (default: host-pid-random)")
+    worker.add_argument("--label", action="append", default=[], help="a label (repeatable)")
+    worker.add_argument("--cache-dir", type=Path, help="bundle cache (default ~/.cache/dtf)")
+
+    server = sub.add_parser("server", help="run a nats-server with dtf's nats.conf")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=4222)
+    server.add_argument(
+        "--store",
+        type=Path,
+        default=Path("dtf-store"),
+        help="JetStream store directory (default ./dtf-store)",
+    )
+
+    status = sub.add_parser("status", help="workers, queue and running tasks")
+    _server_arg(status)
+
+    show = sub.add_parser("show", help="the event history (audit trail) of a run, task or worker")
+    _server_arg(show)
+    show.add_argument("kind", choices=["run", "task", "worker"])
+    show.add_argument("id")
+
+    events = sub.add_parser("events", help="event stream tools")
+    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    tail = events_sub.add_parser("tail", help="print events live, pretty")
+    _server_arg(tail)
+    tail.add_argument("--all", action="store_true", help="start from the first event")
+    tail.add_argument("--last", type=int, default=20, help="start N events back (default 20)")
+    tail.add_argument("--subject", default="dtf.evt.>", help="filter (default dtf.evt.>)")
+    return parser
+
+
+def _connect_url(args: argparse.Namespace) -> list[str]:
+    url = server_url(args.server, load_settings(Path.cwd())) or DEFAULT_LOCAL
+    return servers(url)
+
+
+async def _serve(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run a daemon until SIGINT/SIGTERM, which set `stop` so it can shut down in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await body(stop)
+
+
+async def _coordinator(args: argparse.Namespace) -> int:
+    from dtf.coordinator import Coordinator
+    from dtf.store import EventStore
+
+    store = await EventStore.connect(_connect_url(args), name="dtf-coordinator")
+    try:
+        coord = Coordinator(store, strategy(args.strategy), coordinator_id=args.id)
+        await _serve(coord.run)
+    finally:
+        await store.close()
+    return 0
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from dtf.store import EventStore
+    from dtf.worker import Worker
+
+    if args.slots < 1:
+        raise ConfigError("--slots must be at least 1")
+    store = await EventStore.connect(_connect_url(args), name="dtf-worker")
+    try:
+        worker = Worker(
+            store,
+            worker_id=args.id,
+            slots=args.slots,
+            labels=tuple(args.label),
+            cache_dir=args.cache_dir,
+        )
+        await _serve(worker.run)
+    finally:
+        await store.close()
+    return 0
+
+
+def _server(args: argparse.Namespace) -> int:
+    from dtf.server import start_server
+
+    server = start_server(store_dir=args.store, host=args.host, port=args.port)
+    print(f"nats-server listening on {server.url} (store {args.store}); Ctrl-C stops it")
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+async def _run(args: argparse.Namespace, pytest_args: list[str], console: Console) -> int:
+    from dtf.run import RunClient, options_from
+
+    try:
+        req = requirements.parse(args.requires)
+    except ValueError as exc:
+        raise ConfigError(f"--requires: {exc}") from None
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.command and (args.paths or pytest_args):
+        raise ConfigError("give test paths or --command, not both")
+    settings = load_settings(Path.cwd())
+    opts = options_from(
+        settings,
+        paths=args.paths or ([] if args.command else ["."]),
+        pytest_args=pytest_args,
+        commands=args.command,
+        repeat=args.repeat,
+        server=args.server,
+        workers=args.workers,
+        split=args.split,
+        timeout=args.timeout,
+        strategy=args.strategy,
+        requires=req,
+        priority=args.priority,
+        junit_xml=args.junit_xml,
+        json=args.json,
+        slowest=args.durations,
+        verbose=args.verbose,
+        progress=not args.no_progress,
+    )
+    return await RunClient(opts, console).execute()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pytest_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, pytest_args = argv[:cut], argv[cut + 1 :]
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    console = Console(highlight=False)
+    try:
+        if args.cmd == "run":
+            return asyncio.run(_run(args, pytest_args, console))
+        if args.cmd == "coordinator":
+            return asyncio.run(_coordinator(args))
+        if args.cmd == "worker":
+            return asyncio.run(_worker(args))
+        if args.cmd == "server":
+            return _server(args)
+        from dtf import inspect
+
+        urls = _connect_url(args)
+        if args.cmd == "status":
+            return asyncio.run(inspect.status(urls, console))
+        if args.cmd == "show":
+            return asyncio.run(inspect.show(urls, args.kind, args.id, console))
+        if args.cmd == "events":
+            return asyncio.run(
+                inspect.tail(
+                    urls, console, from_start=args.all, last=args.last, subject=args.subject
+                )
+            )
+    except DtfError as exc:
+        print(f"dtf: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dtf: interrupted", file=sys.stderr)
+        return 2
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+    return 2

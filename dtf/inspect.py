@@ -1,0 +1,181 @@
+"""`dtf status`, `dtf show` and `dtf events tail`: views read straight from the stream.
+
+They fold the stream with the same core the coordinator uses, so they work with no
+coordinator running and show exactly what the log says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from dtf.core.state import View
+from dtf.errors import ConfigError
+from dtf.store import EventStore, Recorded
+from events.catalogue import CaseResult, TaskCompleted, TaskFailed
+from events.subjects import (
+    ROOT,
+    run_subject,
+    run_tasks,
+    task_subject,
+    valid_task_id,
+    valid_token,
+    worker_subject,
+)
+
+# Fields that identify the aggregate or repeat the envelope: not worth a column.
+_QUIET = {"id", "at", "actor", "v", "run_id", "task_id", "worker_id", "cases", "precollected"}
+
+
+def describe(rec: Recorded) -> str:
+    """One readable line for an event: sequence, time, type, actor, interesting fields."""
+    event = rec.event
+    stamp = dt.datetime.fromtimestamp(event.at).strftime("%H:%M:%S.%f")[:-3]
+    tag = type(event).__struct_config__.tag
+    fields = []
+    for name in event.__struct_fields__:
+        if name in _QUIET:
+            continue
+        value = getattr(event, name)
+        if value in ((), {}, "", 0, None) or (name == "attempt" and value == 1):
+            continue
+        if isinstance(value, tuple) and len(value) > 3:
+            value = f"[{len(value)} items]"
+        elif isinstance(value, msgspec.Struct):
+            value = msgspec.json.encode(value).decode()
+        fields.append(f"{name}={value}")
+    cases = getattr(event, "cases", ())
+    if cases:
+        counts: dict[str, int] = {}
+        for case in cases:
+            counts[case.outcome] = counts.get(case.outcome, 0) + 1
+        fields.append("cases=" + ",".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+    target = rec.subject.removeprefix(f"{ROOT}.")
+    return f"{rec.seq:>7} {stamp} {tag:<22} {target:<44} {event.actor}  {' '.join(fields)}"
+
+
+async def _with_store(urls: list[str], name: str):
+    return await EventStore.connect(urls, name=name, timeout=3.0)
+
+
+async def status(urls: list[str], console: Console) -> int:
+    store = await _with_store(urls, "dtf-status")
+    try:
+        records = await store.load(f"{ROOT}.>", timeout=60)
+        kv = await store.heartbeats()
+        alive = set()
+        with contextlib.suppress(Exception):
+            alive = set(await kv.keys())
+    finally:
+        await store.close()
+    view = View()
+    for rec in records:
+        view.apply(rec.event, rec.seq)
+    workers = Table(title="workers", title_justify="left")
+    for col in (
+        "id",
+        "status",
+        "heartbeat",
+        "slots",
+        "busy",
+        "host",
+        "cpus",
+        "mem GB",
+        "gpus",
+        "labels",
+    ):
+        workers.add_column(col)
+    for w in sorted(view.workers.values(), key=lambda w: w.worker_id):
+        if w.status == "stopped":
+            continue
+        caps = w.registered.capabilities
+        workers.add_row(
+            w.worker_id,
+            w.status,
+            "ok" if w.worker_id in alive else "-",
+            str(w.slots),
+            str(len(view.active.get(w.worker_id, ()))),
+            caps.hostname,
+            str(caps.cpus),
+            f"{caps.memory_gb:g}",
+            str(len(caps.gpus)),
+            ",".join(caps.labels),
+        )
+    console.print(workers)
+    queued = view.queued()
+    running = [t for t in view.tasks.values() if t.status in ("assigned", "running")]
+    console.print(f"queue: {len(queued)} task(s) waiting; {len(running)} assigned or running")
+    if running:
+        table = Table(title="running", title_justify="left")
+        for col in ("task", "status", "worker", "for", "tests"):
+            table.add_column(col)
+        now = time.time()
+        for t in sorted(running, key=lambda t: t.assigned_at):
+            since = t.started_at or t.assigned_at
+            table.add_row(
+                t.task_id, t.status, t.worker_id, f"{now - since:.1f}s", str(len(t.spec.nodeids))
+            )
+        console.print(table)
+    open_runs = [r for r in view.runs.values() if r.finished is None]
+    console.print(f"runs: {len(view.runs)} known, {len(open_runs)} in progress")
+    return 0
+
+
+async def show(urls: list[str], kind: str, ident: str, console: Console) -> int:
+    if kind == "task" and not valid_task_id(ident):
+        raise ConfigError(f"not a task id: {ident!r} (task ids look like <run id>.<n>)")
+    if kind != "task" and not valid_token(ident):
+        raise ConfigError(f"not a {kind} id: {ident!r}")
+    subjects = {
+        "run": [run_subject(ident), run_tasks(ident)],
+        "task": [task_subject(ident)],
+        "worker": [worker_subject(ident)],
+    }[kind]
+    store = await _with_store(urls, "dtf-show")
+    try:
+        records = await store.load(subjects, timeout=60)
+    finally:
+        await store.close()
+    if not records:
+        raise ConfigError(f"no events for {kind} {ident}")
+    for rec in records:
+        console.print(describe(rec), markup=False, highlight=False)
+    if kind == "task":
+        for rec in records:
+            if isinstance(rec.event, TaskCompleted | TaskFailed):
+                _print_cases(console, rec.event.cases)
+    return 0
+
+
+def _print_cases(console: Console, cases: tuple[CaseResult, ...]) -> None:
+    for case in cases:
+        line = f"    {case.outcome:<8} {case.duration:7.3f}s {case.nodeid}"
+        if case.message:
+            line += f"  - {case.message}"
+        console.print(line, markup=False, highlight=False)
+
+
+async def tail(
+    urls: list[str], console: Console, *, from_start: bool, last: int, subject: str
+) -> int:
+    store = await _with_store(urls, "dtf-tail")
+    try:
+        start = 1 if from_start else max(1, await store.last_seq() - last + 1)
+
+        def printer(rec: Recorded) -> None:
+            console.print(describe(rec), markup=False, highlight=False)
+
+        follower = await store.follow(subject, printer, from_seq=start)
+        try:
+            await asyncio.Event().wait()  # until Ctrl-C
+        finally:
+            await follower.stop()
+    finally:
+        await store.close()
+    return 0

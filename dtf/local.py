@@ -1,0 +1,75 @@
+"""The embedded cluster `dtf run` starts when no server is configured.
+
+A nats-server on 127.0.0.1 with a temporary store and N worker processes,
+all children of the `dtf run` process, their output in a log directory that is kept when
+something goes wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dtf.server import LocalServer, start_server
+
+
+@dataclass
+class LocalCluster:
+    server: LocalServer
+    log_dir: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def spawn(self, name: str, *args: str) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "dtf", *args, "--server", self.url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C goes to `dtf run`, which stops these in order
+        )
+        log.close()
+
+    def dead(self) -> dict[str, int]:
+        """Children that exited, with their exit codes."""
+        return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
+
+    def stop(self, timeout: float = 5.0, keep_logs: bool = False) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.server.stop()
+        if not keep_logs:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+
+
+def start_cluster(workers: int, *, labels: Sequence[str] = ()) -> LocalCluster:
+    """The server and N worker processes; `dtf run` runs the coordinator in-process."""
+    log_dir = Path(tempfile.mkdtemp(prefix="dtf-logs-"))
+    server = start_server(log_file=log_dir / "nats-server.log")
+    cluster = LocalCluster(server, log_dir)
+    for i in range(workers):
+        label_args = [a for label in labels for a in ("--label", label)]
+        cluster.spawn(f"worker-{i}", "worker", "--slots", "1", "--id", f"local-{i}", *label_args)
+    return cluster

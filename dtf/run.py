@@ -1,0 +1,397 @@
+"""`dtf run`: collect, split, submit, follow the run live, summarise, exit like pytest.
+
+With no server configured it starts the embedded cluster (`dtf.local`) while collection
+runs, and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import nats.errors
+from rich.console import Console
+
+from dtf import outcomes, reports
+from dtf.bundle import upload
+from dtf.config import Settings, server_url, servers
+from dtf.coordinator import PLAN_SUBJECT, Coordinator, PlanReply, PlanRequest
+from dtf.core import splitting
+from dtf.core.requirements import satisfies
+from dtf.core.scheduling import strategy
+from dtf.core.state import TaskState, View
+from dtf.errors import ConfigError, DtfError
+from dtf.hardware import detect
+from dtf.local import LocalCluster, start_cluster
+from dtf.progress import RunProgress
+from dtf.runner.collect import Collection, collect
+from dtf.store import EventStore, Recorded
+from dtf.summary import render_summary
+from events.catalogue import (
+    AnyEvent,
+    CaseResult,
+    Requirements,
+    RunCancelRequested,
+    RunFinished,
+    RunSubmitted,
+    TaskQueued,
+)
+from events.subjects import run_subject, run_tasks, task_id
+
+STALL_NOTICE_S = 15.0
+
+
+@dataclass
+class RunOptions:
+    paths: list[str]
+    pytest_args: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    repeat: int = 1
+    server: str | None = None
+    workers: int = 0
+    split: str = "file"
+    timeout: float = 600.0
+    strategy: str = "duration"
+    requires: Requirements = field(default_factory=Requirements)
+    priority: int = 0
+    junit_xml: Path | None = None
+    json: Path | None = None
+    slowest: int = 5
+    verbose: bool = False
+    progress: bool = True
+    labels: list[str] = field(default_factory=list)
+    root: Path = field(default_factory=Path.cwd)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def options_from(settings: Settings, **cli) -> RunOptions:
+    """Merge command-line values (None: not given) over `[tool.dtf]` settings."""
+    merged = {
+        "workers": settings.workers,
+        "split": settings.split,
+        "timeout": settings.timeout,
+        "strategy": settings.strategy,
+        "labels": settings.labels,
+    }
+    merged.update({k: v for k, v in cli.items() if v is not None})
+    if merged["split"] not in ("file", "test"):
+        raise ConfigError(f"--split must be 'file' or 'test', not {merged['split']!r}")
+    merged["server"] = server_url(cli.get("server"), settings)
+    return RunOptions(**merged)
+
+
+def _event(cls: type, actor: str, **fields) -> AnyEvent:
+    return cls(id=uuid.uuid4().hex, at=time.time(), actor=actor, **fields)
+
+
+class RunClient:
+    """One `dtf run`: owns the embedded cluster (if any), the store and the run's View."""
+
+    def __init__(self, opts: RunOptions, console: Console) -> None:
+        self.opts = opts
+        self.console = console
+        self.run_id = new_run_id()
+        self.actor = f"client-{socket.gethostname()}-{os.getpid()}"
+        self.view = View()
+        self.cluster: LocalCluster | None = None
+        self.finished = asyncio.Event()
+        self.progress: RunProgress | None = None
+        self.unrunnable: list[CaseResult] = []
+        self.coordinator: asyncio.Task | None = None
+
+    def _check_paths(self) -> None:
+        for path in self.opts.paths:
+            if not (self.opts.root / path).exists():
+                raise ConfigError(f"path not found: {path}")
+
+    async def execute(self) -> int:
+        opts = self.opts
+        started = time.monotonic()
+        self._check_paths()
+        workers = opts.workers or os.cpu_count() or 1
+        collecting = None
+        if not opts.commands:
+            collecting = asyncio.ensure_future(
+                asyncio.to_thread(collect, opts.root, [*opts.paths, *opts.pytest_args])
+            )
+        coordinator: asyncio.Task | None = None
+        coordinator_stop = asyncio.Event()
+        try:
+            if opts.server is None:
+                self.cluster = await asyncio.to_thread(start_cluster, workers, labels=opts.labels)
+                url = self.cluster.url
+            else:
+                url = opts.server
+            store = await EventStore.connect(servers(url), name=self.actor)
+            try:
+                if self.cluster is not None:
+                    # The embedded coordinator lives in this process: one interpreter fewer
+                    # to start on a small machine, and it dies with the run.
+                    coord = Coordinator(
+                        store, strategy(opts.strategy), coordinator_id=f"coordinator-{os.getpid()}"
+                    )
+                    coordinator = asyncio.create_task(coord.run(coordinator_stop))
+                    self.coordinator = coordinator
+                collection = await collecting if collecting else None
+                if collection is not None:
+                    code = self._collection_problems(collection)
+                    if code is not None:
+                        return code
+                return await self._submit_and_follow(store, collection, workers, started)
+            finally:
+                coordinator_stop.set()
+                if coordinator is not None:
+                    with contextlib.suppress(Exception):
+                        await coordinator
+                await store.close()
+        finally:
+            if collecting is not None and not collecting.done():
+                collecting.cancel()
+            if self.cluster is not None:
+                await asyncio.to_thread(self.cluster.stop)
+
+    def _collection_problems(self, collection: Collection) -> int | None:
+        """pytest's behaviour: collection errors interrupt (2), nothing collected is 5."""
+        if collection.errors:
+            render_summary(self.console, list(collection.errors), seconds=0.0, slowest=0)
+            self.console.print(
+                f"[red]Interrupted: {len(collection.errors)} error(s) during collection[/]"
+            )
+            return 2
+        if not collection.items and not collection.precollected:
+            self.console.print("[yellow]no tests ran[/] (nothing collected)")
+            return 5
+        return None
+
+    async def _plan(self, store: EventStore, nodeids: list[str], workers: int) -> PlanReply:
+        """Ask a coordinator for recorded durations and capacity; defaults if none answers."""
+        if self.cluster is not None:
+            return PlanReply({}, workers, workers)  # a fresh embedded store knows nothing yet
+        try:
+            msg = await store.nc.request(
+                PLAN_SUBJECT, msgspec.json.encode(PlanRequest(nodeids)), timeout=2.0
+            )
+            return msgspec.json.decode(msg.data, type=PlanReply)
+        except (nats.errors.Error, TimeoutError, msgspec.DecodeError):
+            self.console.print(
+                "[yellow]no coordinator answered; tasks will wait in the queue "
+                "until one runs (dtf coordinator)[/]"
+            )
+            return PlanReply({}, 4, 0)
+
+    def _tasks(
+        self, collection: Collection | None, plan: PlanReply, bundle: str
+    ) -> list[TaskQueued]:
+        opts = self.opts
+        common = {
+            "run_id": self.run_id,
+            "priority": opts.priority,
+            "timeout": opts.timeout,
+            "bundle": bundle,
+        }
+        tasks: list[TaskQueued] = []
+        if collection is None:
+            argvs = [shlex.split(c) for c in opts.commands] * max(1, opts.repeat)
+            for n, argv in enumerate(argvs):
+                tasks.append(
+                    _event(
+                        TaskQueued,
+                        self.actor,
+                        task_id=task_id(self.run_id, n),
+                        kind="command",
+                        argv=tuple(argv),
+                        requirements=opts.requires,
+                        **common,
+                    )
+                )
+            return tasks
+        items = [
+            splitting.Item(i.nodeid, i.path, _merge(i.requirements, opts.requires))
+            for i in collection.items
+        ]
+        plans = splitting.split(
+            items, slots=max(1, plan.slots), mode=opts.split, durations=plan.durations
+        )  # type: ignore[arg-type]
+        args = tuple([*opts.paths, *opts.pytest_args])
+        if self.cluster is not None:
+            plans = self._runnable_locally(plans)
+        for n, p in enumerate(plans):
+            tasks.append(
+                _event(
+                    TaskQueued,
+                    self.actor,
+                    task_id=task_id(self.run_id, n),
+                    kind="pytest",
+                    nodeids=p.nodeids,
+                    requirements=p.requirements,
+                    expected_duration=p.expected,
+                    args=args,
+                    **common,
+                )
+            )
+        return tasks
+
+    def _runnable_locally(self, plans: list[splitting.TaskPlan]) -> list[splitting.TaskPlan]:
+        """Embedded workers are this machine: tests needing hardware it lacks are skipped.
+
+        Waiting would never end, and failing would fail every run on a laptop for a GPU test.
+        """
+        caps = detect(tuple(self.opts.labels))
+        keep = []
+        for plan in plans:
+            if satisfies(caps, plan.requirements):
+                keep.append(plan)
+                continue
+            need = msgspec.json.encode(plan.requirements).decode()
+            self.unrunnable.extend(
+                CaseResult(n, "skipped", message=f"needs {need}; this machine does not have it")
+                for n in plan.nodeids
+            )
+        return keep
+
+    async def _submit_and_follow(
+        self, store: EventStore, collection: Collection | None, workers: int, started: float
+    ) -> int:
+        opts = self.opts
+        bundle = await upload(store, opts.root)
+        nodeids = [i.nodeid for i in collection.items] if collection else []
+        plan = await self._plan(store, nodeids, workers)
+        tasks = self._tasks(collection, plan, bundle)
+        precollected = (*collection.precollected, *self.unrunnable) if collection else ()
+        total = sum(len(t.nodeids) for t in tasks) + len(precollected) if collection else len(tasks)
+        submitted = _event(
+            RunSubmitted,
+            self.actor,
+            run_id=self.run_id,
+            bundle=bundle,
+            root=str(opts.root),
+            args=tuple([*opts.paths, *opts.pytest_args]),
+            task_ids=tuple(t.task_id for t in tasks),
+            total_cases=total,
+            precollected=tuple(precollected),
+        )
+        first_seq = await store.append(submitted, expected_last_seq=0)
+        self.view.apply(submitted, first_seq)
+        where = "embedded server" if self.cluster else store.servers[0]
+        self.console.print(
+            f"dtf run {self.run_id}: {total} "
+            f"{'tests' if collection else 'commands'} in {len(tasks)} tasks "
+            f"({where})"
+        )
+        self.progress = RunProgress(
+            self.console, total, enabled=opts.progress, count_cases=collection is not None
+        )
+        follower = await store.follow(
+            [run_subject(self.run_id), run_tasks(self.run_id)], self._on_record, from_seq=first_seq
+        )
+        try:
+            await store.append_many(tasks)
+            with self.progress:
+                await self._wait(store)
+        finally:
+            await follower.stop()
+        seconds = time.monotonic() - started
+        return self._finish(seconds, collection is not None)
+
+    def _on_record(self, rec: Recorded) -> None:
+        if not self.view.apply(rec.event, rec.seq):
+            return
+        if self.progress is not None:
+            self.progress.update(self.view, self.run_id, rec.event)
+        if isinstance(rec.event, RunFinished):
+            self.finished.set()
+
+    async def _wait(self, store: EventStore) -> None:
+        """Until the run finishes; notices a dead embedded cluster and long stalls."""
+        last_change, last_seq = time.monotonic(), self.view.last_seq
+        try:
+            while not self.finished.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.finished.wait(), 0.5)
+                if self.coordinator is not None and self.coordinator.done():
+                    raise DtfError(
+                        f"the embedded coordinator stopped: {self.coordinator.exception()!r}"
+                    )
+                if self.view.last_seq != last_seq:
+                    last_change, last_seq = time.monotonic(), self.view.last_seq
+                elif time.monotonic() - last_change > STALL_NOTICE_S:
+                    queued = sum(1 for t in self.view.tasks_of(self.run_id) if t.status == "queued")
+                    self.console.print(
+                        f"[yellow]waiting: {queued} task(s) queued, nothing "
+                        f"changed for {STALL_NOTICE_S:.0f}s; is a capable "
+                        "worker running? (dtf status)[/]"
+                    )
+                    last_change = time.monotonic()
+        except asyncio.CancelledError:
+            with contextlib.suppress(DtfError):
+                await asyncio.shield(
+                    store.append(
+                        _event(
+                            RunCancelRequested,
+                            self.actor,
+                            run_id=self.run_id,
+                            reason="interrupted by the user",
+                        )
+                    )
+                )
+            raise
+
+    def _finish(self, seconds: float, is_pytest: bool) -> int:
+        cases = self.view.run_cases(self.run_id)
+        if not is_pytest:
+            cases = [self._command_case(t) for t in self.view.tasks_of(self.run_id)]
+        counts = outcomes.count(cases)
+        code = outcomes.exit_code(cases)
+        render_summary(
+            self.console,
+            cases,
+            seconds=seconds,
+            slowest=self.opts.slowest,
+            verbose=self.opts.verbose,
+        )
+        if self.opts.junit_xml:
+            reports.write_junit_xml(
+                self.opts.junit_xml,
+                cases,
+                duration=seconds,
+                hostname=socket.gethostname(),
+                timestamp=time.time(),
+            )
+        if self.opts.json:
+            metrics = {t.task_id: t.metrics for t in self.view.tasks_of(self.run_id) if t.metrics}
+            reports.write_json(
+                self.opts.json,
+                self.run_id,
+                cases,
+                counts,
+                seconds,
+                code,
+                extra={"metrics": metrics},
+            )
+        return code
+
+    def _command_case(self, task: TaskState) -> CaseResult:
+        """A command task as one case, its id `<task id>::<command line>`."""
+        nodeid = f"{task.task_id}::{' '.join(task.spec.argv)}"
+        if task.status == "completed" and task.cases:
+            return msgspec.structs.replace(task.cases[0], nodeid=nodeid)
+        return CaseResult(nodeid, "error", message=task.message or task.status)
+
+
+def _merge(a: Requirements, b: Requirements) -> Requirements:
+    """Requirements from a marker, tightened by those given on the command line."""
+    if b == Requirements():
+        return a
+    fields = {f: getattr(b, f) or getattr(a, f) for f in a.__struct_fields__ if f != "labels"}
+    return Requirements(labels=tuple(sorted({*a.labels, *b.labels})), **fields)

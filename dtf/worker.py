@@ -1,0 +1,376 @@
+"""The worker daemon: registers, keeps a heartbeat, runs its own assignments, reports results.
+
+Assignments arrive on a durable consumer filtered on this worker's id, so one made while the
+worker was briefly disconnected is still delivered.  Each slot runs one task at a time;
+pytest tasks run in a persistent pytest process per slot (collect once, run node ids on
+request), command tasks in a fresh process group.  Writes to a task are guarded by the
+sequence of the event the worker last saw on it, so a worker never reports on a task that
+was cancelled or given to someone else in the meantime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import api
+
+from dtf.bundle import BundleCache
+from dtf.errors import ConcurrencyConflict, DtfError, StoreError
+from dtf.hardware import detect
+from dtf.runner.pytest_session import PytestSession
+from dtf.store import EventStore
+from dtf.task_command import run_command
+from events import topology
+from events.catalogue import (
+    AnyEvent,
+    CaseResult,
+    TaskAssigned,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskQueued,
+    TaskStarted,
+    WorkerDraining,
+    WorkerRegistered,
+    WorkerStopped,
+)
+from events.codec import decode
+from events.subjects import ROOT, assignments_for, log_subject, task_subject
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40]
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dtf" / "bundles"
+
+
+@dataclass
+class Job:
+    """One assignment this worker received, with the sequence to guard its next write."""
+
+    assigned: TaskAssigned
+    seq: int
+    msg: Msg
+    spec: TaskQueued | None = None
+
+
+@dataclass
+class Slot:
+    index: int
+    session: PytestSession | None = None
+    session_key: tuple[str, tuple[str, ...]] = ("", ())
+    task_id: str = ""
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Worker:
+    """Owns the registration, the heartbeat key, the assignment consumer and N slots."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        worker_id: str | None = None,
+        slots: int = 1,
+        labels: tuple[str, ...] = (),
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.id = worker_id or default_worker_id()
+        self.slots = [Slot(i) for i in range(max(1, slots))]
+        self.labels = labels
+        self.cache = BundleCache(cache_dir or default_cache_dir())
+        self.jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self.running: dict[str, Slot] = {}
+        self._log_tasks: set[asyncio.Future] = set()
+
+    def _event(self, cls: type, **fields) -> AnyEvent:
+        return cls(id=uuid.uuid4().hex, at=time.time(), actor=self.id, **fields)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set, then drain: finish what was assigned, take nothing new."""
+        caps = await asyncio.to_thread(detect, self.labels)
+        await self.store.append(
+            self._event(
+                WorkerRegistered, worker_id=self.id, capabilities=caps, slots=len(self.slots)
+            )
+        )
+        kv = await self.store.heartbeats()
+        await kv.put(self.id, self._beat())
+        sub = await self.store.js.subscribe(
+            assignments_for(self.id),
+            durable=self.id,
+            stream=topology.EVENTS_STREAM,
+            cb=self._on_assignment,
+            manual_ack=True,
+            config=api.ConsumerConfig(
+                ack_policy=api.AckPolicy.EXPLICIT,
+                ack_wait=3600,
+                max_ack_pending=-1,
+                inactive_threshold=24 * 3600,  # a worker id that never returns is cleaned up
+            ),
+        )
+        cancels = await self.store.nc.subscribe(f"{ROOT}.task.*.*.cancelled", cb=self._on_cancel)
+        log.info("worker %s ready with %d slot(s)", self.id, len(self.slots))
+        try:
+            async with asyncio.TaskGroup() as group:
+                beat = group.create_task(self._heartbeat(kv, stop))
+                loops = [group.create_task(self._slot_loop(s, stop)) for s in self.slots]
+                await stop.wait()
+                await self.store.append(self._event(WorkerDraining, worker_id=self.id))
+                await self._drain(sub)
+                for loop in loops:
+                    loop.cancel()
+                beat.cancel()
+        finally:
+            await cancels.unsubscribe()
+            for slot in self.slots:
+                if slot.session is not None:
+                    await slot.session.close()
+        await self.store.append(self._event(WorkerStopped, worker_id=self.id, reason="drained"))
+        try:
+            await kv.delete(self.id)
+            await sub.unsubscribe()
+            await self.store.js.delete_consumer(topology.EVENTS_STREAM, self.id)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("cleanup after drain incomplete: %s", exc)
+
+    def _beat(self) -> bytes:
+        return msgspec.json.encode({"at": time.time(), "running": sorted(self.running)})
+
+    async def _heartbeat(self, kv, stop: asyncio.Event) -> None:
+        while True:
+            try:
+                await kv.put(self.id, self._beat())
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+            await asyncio.sleep(topology.HEARTBEAT_INTERVAL_S)
+
+    async def _drain(self, sub) -> None:
+        """Wait until nothing is queued locally, running, or still pending on the consumer."""
+        while True:
+            if self.jobs.empty() and not self.running:
+                try:
+                    info = await sub.consumer_info()
+                    if info.num_pending == 0 and info.num_ack_pending == 0:
+                        return
+                except (nats.errors.Error, TimeoutError):
+                    return
+            await asyncio.sleep(0.05)
+
+    async def _on_assignment(self, msg: Msg) -> None:
+        """Runs when the consumer delivers one of this worker's assignments."""
+        try:
+            event = decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("ignoring undecodable assignment on %s", msg.subject)
+            await msg.ack()
+            return
+        if not isinstance(event, TaskAssigned) or event.worker_id != self.id:
+            await msg.ack()
+            return
+        await self.jobs.put(Job(event, msg.metadata.sequence.stream, msg))
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        """Runs when any task is cancelled; kills it here if this worker is running it."""
+        try:
+            event = decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if isinstance(event, TaskCancelled) and event.task_id in self.running:
+            self.running[event.task_id].cancelled.set()
+
+    async def _slot_loop(self, slot: Slot, stop: asyncio.Event) -> None:
+        while True:
+            job = await self.jobs.get()
+            slot.task_id = job.assigned.task_id
+            slot.cancelled.clear()
+            self.running[slot.task_id] = slot
+            try:
+                await self._run_job(slot, job)
+            except DtfError as exc:
+                log.error("task %s: %s", job.assigned.task_id, exc)
+            except Exception:
+                log.exception("task %s: unexpected worker error", job.assigned.task_id)
+            finally:
+                self.running.pop(slot.task_id, None)
+                slot.task_id = ""
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await job.msg.ack()
+
+    async def _spec(self, task_id: str) -> TaskQueued:
+        try:
+            raw = await self.store.js.get_last_msg(
+                topology.EVENTS_STREAM, task_subject(task_id, "queued")
+            )
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot read task {task_id}: {exc}") from None
+        event = decode(raw.data or b"")
+        if not isinstance(event, TaskQueued):
+            raise StoreError(f"task {task_id} has no queued event")
+        return event
+
+    async def _run_job(self, slot: Slot, job: Job) -> None:
+        assigned = job.assigned
+        spec = await self._spec(assigned.task_id)
+        try:
+            started_seq = await self.store.append(
+                self._event(
+                    TaskStarted,
+                    task_id=assigned.task_id,
+                    worker_id=self.id,
+                    attempt=assigned.attempt,
+                ),
+                expected_last_seq=job.seq,
+            )
+        except ConcurrencyConflict:
+            log.info("task %s moved on before it started here; skipped", assigned.task_id)
+            return
+        began = time.monotonic()
+        try:
+            result = await self._execute(slot, spec)
+        except Exception as exc:
+            if isinstance(exc, DtfError):
+                category = "environment" if "bundle" in str(exc) else "infrastructure"
+            else:
+                log.exception("task %s failed inside the worker", spec.task_id)
+                category = "internal"
+            cases = tuple(CaseResult(n, "error", message=str(exc)) for n in spec.nodeids)
+            result = self._event(
+                TaskFailed,
+                task_id=spec.task_id,
+                worker_id=self.id,
+                attempt=assigned.attempt,
+                category=category,
+                message=str(exc),
+                cases=cases,
+            )
+        else:
+            result = msgspec.structs.replace(result, attempt=assigned.attempt)
+            if isinstance(result, TaskCompleted):
+                result = msgspec.structs.replace(result, duration=time.monotonic() - began)
+        try:
+            await self.store.append(result, expected_last_seq=started_seq)
+        except ConcurrencyConflict:
+            log.info("result for %s superseded (task moved on); not recorded", spec.task_id)
+
+    async def _execute(self, slot: Slot, spec: TaskQueued) -> AnyEvent:
+        workdir = await self.cache.get(self.store, spec.bundle) if spec.bundle else Path.cwd()
+        if spec.kind == "command":
+            began = time.monotonic()
+            outcome = await run_command(
+                list(spec.argv),
+                cwd=workdir,
+                timeout=spec.timeout,
+                on_output=self._log_sink(spec.task_id),
+                cancelled=slot.cancelled,
+            )
+            if outcome.category is not None:
+                return self._event(
+                    TaskFailed,
+                    task_id=spec.task_id,
+                    worker_id=self.id,
+                    category=outcome.category,
+                    message=outcome.message,
+                )
+            code = outcome.exit_code
+            case = CaseResult(
+                " ".join(spec.argv),
+                "passed" if code == 0 else "failed",
+                time.monotonic() - began,
+                f"exit code {code}" if code else "",
+                outcome.output_tail if code else "",
+            )
+            return self._event(
+                TaskCompleted,
+                task_id=spec.task_id,
+                worker_id=self.id,
+                outcome=case.outcome,
+                metrics=outcome.metrics,
+                exit_code=code,
+                cases=(case,),
+            )
+        session = await self._session(slot, workdir, spec)
+        runner = asyncio.ensure_future(session.run(spec.nodeids, spec.timeout))
+        cancel = asyncio.ensure_future(slot.cancelled.wait())
+        await asyncio.wait({runner, cancel}, return_when=asyncio.FIRST_COMPLETED)
+        cancel.cancel()
+        if not runner.done():  # cancelled: the process goes, the coordinator already decided
+            await session.close()
+            slot.session = None
+            runner.cancel()
+            return self._event(
+                TaskFailed,
+                task_id=spec.task_id,
+                worker_id=self.id,
+                category="cancelled",
+                message="cancelled",
+            )
+        res = runner.result()
+        if res.category is not None:
+            return self._event(
+                TaskFailed,
+                task_id=spec.task_id,
+                worker_id=self.id,
+                category=res.category,
+                message=res.message,
+                cases=res.cases,
+            )
+        failed = any(c.outcome in ("failed", "error") for c in res.cases)
+        return self._event(
+            TaskCompleted,
+            task_id=spec.task_id,
+            worker_id=self.id,
+            outcome="failed" if failed else "passed",
+            cases=res.cases,
+        )
+
+    async def _session(self, slot: Slot, workdir: Path, spec: TaskQueued) -> PytestSession:
+        """The slot's persistent pytest process for this bundle and these arguments."""
+        key = (spec.bundle or str(workdir), spec.args)
+        if slot.session is not None and slot.session_key != key:
+            await slot.session.close()
+            slot.session = None
+        if slot.session is None:
+            slot.session = PytestSession(
+                workdir, list(spec.args), on_output=lambda data: self._log(slot, data)
+            )
+            slot.session_key = key
+        return slot.session
+
+    def _log(self, slot: Slot, data: bytes) -> None:
+        if slot.task_id:
+            self._log_sink(slot.task_id)(data)
+
+    def _log_sink(self, task_id: str):
+        subject = log_subject(task_id)
+
+        def sink(data: bytes) -> None:
+            # Core publish into the log stream: output is best-effort, never blocks a task.
+            pending = asyncio.ensure_future(self._publish_log(subject, data))
+            self._log_tasks.add(pending)
+            pending.add_done_callback(self._log_tasks.discard)
+
+        return sink
+
+    async def _publish_log(self, subject: str, data: bytes) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self.store.nc.publish(subject, data[:65536])

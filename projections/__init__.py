@@ -1,0 +1,1 @@
+"""DuckDB read models and the analytics behind them."""

@@ -1,0 +1,1 @@
+"""Pure statistics over benchmark results: change points, regressions, anomalies, forecasts."""
