@@ -19,6 +19,7 @@ from dtf.config import load_settings, server_url, servers
 from dtf.core import requirements
 from dtf.core.scheduling import DEFAULT_STRATEGY, STRATEGIES, strategy
 from dtf.errors import ConfigError, DtfError
+from events import topology
 
 DEFAULT_LOCAL = "nats://127.0.0.1:4222"
 
@@ -95,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     _server_arg(coord)
     coord.add_argument("--strategy", choices=sorted(STRATEGIES), default=DEFAULT_STRATEGY)
     coord.add_argument("--id", help="coordinator id (default: random)")
+    coord.add_argument(
+        "--lost-after",
+        type=float,
+        default=topology.HEARTBEAT_TTL_S,
+        metavar="S",
+        help="declare a worker lost after S seconds without "
+        f"a heartbeat (default {topology.HEARTBEAT_TTL_S:g})",
+    )
 
     worker = sub.add_parser("worker", help="run a worker daemon (executes tasks)")
     _server_arg(worker)
@@ -102,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--id", help="worker id (default: host-pid-random)")
     worker.add_argument("--label", action="append", default=[], help="a label (repeatable)")
     worker.add_argument("--cache-dir", type=Path, help="bundle cache (default ~/.cache/dtf)")
+    worker.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
 
     server = sub.add_parser("server", help="run a nats-server with dtf's nats.conf")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -151,7 +161,9 @@ async def _coordinator(args: argparse.Namespace) -> int:
 
     store = await EventStore.connect(_connect_url(args), name="dtf-coordinator")
     try:
-        coord = Coordinator(store, strategy(args.strategy), coordinator_id=args.id)
+        coord = Coordinator(
+            store, strategy(args.strategy), coordinator_id=args.id, lost_after=args.lost_after
+        )
         await _serve(coord.run)
     finally:
         await store.close()
@@ -164,6 +176,10 @@ async def _worker(args: argparse.Namespace) -> int:
 
     if args.slots < 1:
         raise ConfigError("--slots must be at least 1")
+    if args.exit_with_parent:  # started by `dtf run`: never outlive it
+        from dtf.lifeline import exit_with_parent
+
+        exit_with_parent(args.exit_with_parent)
     store = await EventStore.connect(_connect_url(args), name="dtf-worker")
     try:
         worker = Worker(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import signal
 import time
 
 import msgspec
@@ -172,8 +173,12 @@ async def tail(
             console.print(describe(rec), markup=False, highlight=False)
 
         follower = await store.follow(subject, printer, from_seq=start)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await asyncio.Event().wait()  # until Ctrl-C
+            await stop.wait()  # Ctrl-C ends a tail normally
         finally:
             await follower.stop()
     finally:

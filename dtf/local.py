@@ -71,5 +71,15 @@ def start_cluster(workers: int, *, labels: Sequence[str] = ()) -> LocalCluster:
     cluster = LocalCluster(server, log_dir)
     for i in range(workers):
         label_args = [a for label in labels for a in ("--label", label)]
-        cluster.spawn(f"worker-{i}", "worker", "--slots", "1", "--id", f"local-{i}", *label_args)
+        cluster.spawn(
+            f"worker-{i}",
+            "worker",
+            "--slots",
+            "1",
+            "--id",
+            f"local-{i}",
+            "--exit-with-parent",
+            str(os.getpid()),
+            *label_args,
+        )
     return cluster

@@ -242,7 +242,9 @@ class EventStore:
                 follower.caught_up.set()
             else:
                 info = await sub.consumer_info()
-                if info.num_pending == 0 and (info.delivered.stream_seq or 0) < from_seq:
+                # Nothing pending and nothing delivered: the filter matches no history.  (When
+                # something was delivered, the handler sets caught_up at num_pending == 0.)
+                if info.num_pending == 0 and not info.delivered.consumer_seq:
                     follower.caught_up.set()
         except (nats.errors.Error, TimeoutError) as exc:
             raise StoreError(f"cannot follow {', '.join(filters)}: {exc}") from None

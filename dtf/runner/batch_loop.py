@@ -1,0 +1,76 @@
+"""The plugin a session-mode child registers: it runs batches of node ids on request.
+
+pytest collects once; then `pytest_runtestloop` reads `RunBatch` commands (JSON lines) from
+a dedicated pipe and runs each batch's items through pytest's normal
+`pytest_runtest_protocol`, streaming one `CaseDone` per item and a `BatchDone` per batch over
+another dedicated pipe.  stdout and stderr stay the test's and pytest's own.
+
+Fixture scope across batches: each item runs with `nextitem` set to the next item of the same
+batch and the last item with `nextitem=None`, so pytest tears down every fixture (module,
+class and session scoped too) at the end of each batch, exactly as at the end of a plain
+pytest run.  Scoped fixtures are therefore shared within a batch, never across batches.
+
+`-x`/`--maxfail` do not stop a session: stopping is the scheduler's decision, not the child's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+import pytest
+
+from dtf.runner.collector import collect_error
+from dtf.runner.item_outcome import combine
+from dtf.runner.wire import BatchDone, CaseDone, ChildMessage, Ready, RunBatch, WireCase
+
+
+class BatchLoop:
+    """Owns the command and result pipes, the collection errors, and the running item's reports."""
+
+    def __init__(self, command_fd: int, result_fd: int) -> None:
+        self._commands = os.fdopen(command_fd, "rb")
+        self._result_fd = result_fd
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(RunBatch)
+        self._errors: list[WireCase] = []
+        self._reports: list[pytest.TestReport] = []
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """Runs after each collector; keeps import failures to explain missing node ids."""
+        if report.failed:
+            self._errors.append(collect_error(report))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Runs after each phase (setup, call, teardown) of the running item."""
+        self._reports.append(report)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        """Replaces pytest's loop: serve batches until the parent closes the command pipe.
+
+        Runs even when some modules failed to import; their node ids are simply not served.
+        """
+        items = {item.nodeid: item for item in session.items}
+        self._send(Ready(nodeids=tuple(items), errors=tuple(self._errors)))
+        for line in self._commands:
+            nodeids = self._decoder.decode(line).nodeids
+            for index, nodeid in enumerate(nodeids):
+                item = items.get(nodeid)
+                if item is None:
+                    case = WireCase(nodeid, "error", message=f"not collected: {nodeid}")
+                    self._send(CaseDone(case))
+                    continue
+                following = nodeids[index + 1] if index + 1 < len(nodeids) else None
+                nextitem = items.get(following) if following is not None else None
+                self._reports = []
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+                self._send(CaseDone(combine(nodeid, self._reports, item.config)))
+            self._send(BatchDone())
+        return True
+
+    def _send(self, message: ChildMessage) -> None:
+        # One unbuffered write per message: whatever was sent survives a crash of this process.
+        data = memoryview(self._encoder.encode(message) + b"\n")
+        while data:
+            data = data[os.write(self._result_fd, data) :]

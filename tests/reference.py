@@ -1,0 +1,124 @@
+"""What PLAIN pytest says about a suite, read from its own output, to check dtf against.
+
+Nothing here uses dtf's classifier: a subprocess runs `python -m pytest -v -rA` and this
+module reads pytest's verbose per-phase words ("PASSED", "ERROR", "XFAIL", ...) and its final
+summary line.
+
+How dtf's one-outcome-per-item maps to pytest's counts: pytest reports an item once per
+phase that has something to say, so an item whose call passed (or failed) and whose teardown
+errored prints two words ("PASSED" then "ERROR") and is counted twice ("1 passed, 1 error").
+dtf reports one outcome per item and calls that item an "error".  `plain_pytest_outcomes`
+folds the words with that same rule (any "ERROR" makes the item "error", otherwise its word),
+and `PlainPytest.double_counted` lists the items pytest counted twice, so that
+
+    plain counts == Counter(per-item outcomes)
+                    + one count of the first word of each double-counted item
+                    + one "skipped" per module-level skip (no item, but counted by pytest)
+                    + one "error" per collection error.
+
+`expected_plain_counts` computes the right-hand side from dtf's results.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+WORDS = {
+    "PASSED": "passed",
+    "FAILED": "failed",
+    "ERROR": "error",
+    "SKIPPED": "skipped",
+    "XFAIL": "xfailed",
+    "XPASS": "xpassed",
+}
+# A verbose progress line: "<nodeid> <WORD> [(reason)] [ NN%]".  The node id is matched
+# lazily so that a word inside a parametrize id does not end it early: what follows the word
+# must be only the optional reason and the progress.
+_PROGRESS = re.compile(
+    r"^(?P<nodeid>\S.*?) (?P<word>" + "|".join(WORDS) + r")(?: \(.*\))?\s+\[\s*\d+%\]$"
+)
+_SUMMARY = re.compile(r"^=+ (?P<body>.*\d+ \w+.* in [\d.]+s.*?) =+$")
+_COUNT = re.compile(r"(\d+) (\w+)")
+# pytest's summary words, singular, named as dtf names outcomes.
+_COUNT_NAMES = {"errors": "error", "warnings": "warning"}
+
+
+@dataclass(frozen=True)
+class PlainPytest:
+    """One plain pytest run: per-item outcomes, pytest's own counts, and its output."""
+
+    outcomes: dict[str, str]
+    double_counted: dict[str, str]  # node id -> the outcome pytest counted besides "error"
+    counts: dict[str, int]
+    output: str
+
+
+def run_plain_pytest(root: Path, args: Sequence[str]) -> PlainPytest:
+    """Run `python -m pytest ARGS -v -rA` in `root` and read its verbose output."""
+    env = {**os.environ, "COLUMNS": "400", "PY_COLORS": "0"}  # no wrapped or coloured lines
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "-v", "-rA"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    words: dict[str, list[str]] = {}
+    summary = ""
+    for line in proc.stdout.splitlines():
+        if m := _PROGRESS.match(line):
+            words.setdefault(m["nodeid"], []).append(WORDS[m["word"]])
+        elif m := _SUMMARY.match(line):
+            summary = m["body"]
+    if not summary:
+        raise AssertionError(f"no summary line in pytest output:\n{proc.stdout}\n{proc.stderr}")
+    return PlainPytest(
+        outcomes={nodeid: fold(found) for nodeid, found in words.items()},
+        double_counted={n: w[0] for n, w in words.items() if len(w) > 1 and w[0] != "error"},
+        counts=parse_counts(summary),
+        output=proc.stdout,
+    )
+
+
+def plain_pytest_outcomes(root: Path, args: Sequence[str]) -> dict[str, str]:
+    """Node id -> outcome of every item plain pytest ran, folded as dtf folds phases."""
+    return run_plain_pytest(root, args).outcomes
+
+
+def plain_pytest_counts(root: Path, args: Sequence[str]) -> dict[str, int]:
+    """pytest's own final counts, e.g. {"failed": 3, "passed": 10, "error": 2}."""
+    return run_plain_pytest(root, args).counts
+
+
+def fold(words: Sequence[str]) -> str:
+    """One outcome from an item's per-phase words: any error wins, else the last word."""
+    return "error" if "error" in words else words[-1]
+
+
+def parse_counts(summary: str) -> dict[str, int]:
+    """Counts from pytest's final line: "3 failed, 10 passed, 2 errors in 0.5s"."""
+    body = summary.rsplit(" in ", 1)[0]
+    return {_COUNT_NAMES.get(name, name): int(n) for n, name in _COUNT.findall(body)}
+
+
+def expected_plain_counts(
+    outcomes: Iterable[str],
+    double_counted: Iterable[str],
+    module_skips: int = 0,
+    collection_errors: int = 0,
+) -> dict[str, int]:
+    """What pytest's counts should be, given dtf's one outcome per item (see module doc)."""
+    counts = Counter(outcomes)
+    counts.update(double_counted)
+    counts["skipped"] += module_skips
+    counts["error"] += collection_errors
+    return {name: n for name, n in counts.items() if n}

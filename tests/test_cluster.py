@@ -1,0 +1,253 @@
+"""A real cluster: nats-server, coordinator and worker processes; failures caused for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from dtf.server import LocalServer
+from dtf.store import EventStore
+from events.catalogue import TaskAssigned
+from tests.conftest import eventually
+
+PY = sys.executable
+
+
+@dataclass
+class Cluster:
+    server: LocalServer
+    tmp: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DTF_SERVER": self.server.url}
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - kept by the child
+        proc = subprocess.Popen(
+            [PY, "-m", "dtf", "--log-level", "INFO", *args],
+            env=env or self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def worker(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = self.start(
+            name,
+            "worker",
+            "--id",
+            name,
+            "--cache-dir",
+            str(self.tmp / f"cache-{name}"),
+            *args,
+            env=env,
+        )
+        eventually(lambda: "ready" in (self.tmp / f"{name}.log").read_text(), timeout=30)
+        return proc
+
+    def run(self, project: Path, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [PY, "-m", "dtf", "run", "--no-progress", *args],
+            cwd=project,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def cluster(nats_server: LocalServer, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(nats_server, tmp_path)
+    yield c
+    c.stop()
+
+
+def dtf(*args: str, cluster: Cluster, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "dtf", *args],
+        cwd=cwd,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def project(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_killed_worker_ends_the_run_with_errors_not_a_hang(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    mark = tmp_path / "blocked.pid"
+    root = project(
+        tmp_path,
+        {
+            "test_quick.py": "import pytest\n@pytest.mark.parametrize('n', range(5))\n"
+            "def test_quick(n):\n    pass\n",
+            "test_block.py": "import os, pathlib, time\n\ndef test_block():\n"
+            f"    pathlib.Path({str(mark)!r}).write_text(str(os.getpid()))\n"
+            "    time.sleep(120)\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    victim = cluster.worker("w1")
+    run = cluster.run(root, ".", "--json", "r.json")
+    eventually(mark.exists, timeout=60)
+    test_pid = int(eventually(lambda: mark.read_text().strip(), timeout=10))
+    cluster.worker("w2")  # a healthy worker joins, then w1 dies mid-task
+    victim.send_signal(signal.SIGKILL)
+    out, err = run.communicate(timeout=90)
+    assert run.returncode == 1, (out, err)
+    report = json.loads((root / "r.json").read_text())
+    cases = {c["nodeid"]: c for c in report["cases"]}
+    assert len(cases) == 6 == len(report["cases"])
+    assert cases["test_block.py::test_block"]["outcome"] == "error"
+    assert "lost" in cases["test_block.py::test_block"]["message"]
+    assert sum(c["outcome"] == "passed" for c in cases.values()) == 5
+    # The killed worker's pytest process does not outlive it.
+    eventually(
+        lambda: (
+            not psutil.pid_exists(test_pid)
+            or psutil.Process(test_pid).status() == psutil.STATUS_ZOMBIE
+        ),
+        timeout=15,
+    )
+    # The audit trail shows the loss.
+    shown = dtf("show", "worker", "w1", cluster=cluster, cwd=root)
+    assert shown.returncode == 0 and "worker.lost" in shown.stdout
+
+
+def test_assignment_made_while_worker_is_unresponsive_still_arrives(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    root = project(tmp_path, {"test_a.py": "def test_a():\n    pass\n"})
+    cluster.start("coordinator", "coordinator", "--lost-after", "60")
+    worker = cluster.worker("w1")
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        run = cluster.run(root, ".")
+
+        async def assigned() -> bool:
+            store = await EventStore.connect(cluster.server.url)
+            try:
+                records = await store.load("dtf.evt.task.>")
+            finally:
+                await store.close()
+            return any(isinstance(r.event, TaskAssigned) for r in records)
+
+        eventually(lambda: asyncio.run(assigned()), timeout=60, interval=0.2)
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, (out, err)
+    assert "1 passed" in out
+
+
+def test_worker_environment_that_cannot_import_reports_errors(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The suite imports a module only the submitting machine has: errors, not a hang."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "only_here.py").write_text("VALUE = 1\n")
+    root = project(
+        tmp_path,
+        {
+            "conftest.py": "import only_here\n",
+            "test_a.py": "def test_a():\n    pass\n\ndef test_b():\n    pass\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    run = subprocess.run(
+        [PY, "-m", "dtf", "run", "--no-progress", ".", "--json", "r.json"],
+        cwd=root,
+        env={**cluster.env, "PYTHONPATH": str(extra)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, (run.stdout, run.stderr)
+    report = json.loads((root / "r.json").read_text())
+    assert [c["outcome"] for c in report["cases"]] == ["error", "error"]
+    assert any("only_here" in c["message"] + c["longrepr"] for c in report["cases"])
+
+
+def test_inspection_commands(cluster: Cluster, tmp_path: Path) -> None:
+    root = project(
+        tmp_path, {"test_a.py": "def test_a():\n    pass\n\ndef test_b():\n    assert 0\n"}
+    )
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1", "--label", "fast")
+    run = cluster.run(root, ".", "--json", "r.json")
+    run.communicate(timeout=120)
+    assert run.returncode == 1
+    run_id = json.loads((root / "r.json").read_text())["run_id"]
+
+    status = dtf("status", cluster=cluster, cwd=root)
+    assert status.returncode == 0, status.stderr
+    assert "w1" in status.stdout and "fast" in status.stdout
+
+    shown = dtf("show", "run", run_id, cluster=cluster, cwd=root)
+    assert shown.returncode == 0, shown.stderr
+    for word in (
+        "run.submitted",
+        "task.queued",
+        "task.assigned",
+        "task.started",
+        "task.completed",
+        "run.finished",
+    ):
+        assert word in shown.stdout, word
+    task = dtf("show", "task", f"{run_id}.0", cluster=cluster, cwd=root)
+    assert "test_a.py::test_a" in task.stdout and "failed" in task.stdout
+
+    missing = dtf("show", "task", "nope.1", cluster=cluster, cwd=root)
+    assert missing.returncode == 2 and missing.stderr.startswith("dtf: error: no events")
+    bad = dtf("show", "task", "a.b.c", cluster=cluster, cwd=root)
+    assert bad.returncode == 2 and "not a task id" in bad.stderr
+
+    tail = subprocess.Popen(
+        [PY, "-m", "dtf", "events", "tail", "--all"],
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        assert tail.stdout is not None
+        for line in tail.stdout:
+            lines.append(line)
+            if "run.finished" in line:
+                break
+        assert any("worker.registered" in line for line in lines)
+    finally:
+        tail.send_signal(signal.SIGINT)
+        tail.communicate(timeout=60)  # keeps reading, so a full pipe cannot block its exit
+    assert tail.returncode == 0
