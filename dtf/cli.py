@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeatable); metrics go to the JSON file in $DTF_RESULTS_FILE",
     )
     run.add_argument("--repeat", type=int, default=1, help="submit each --command N times")
+    run.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="label the run (repeatable); commit and branch come from git",
+    )
     run.add_argument("--junit-xml", type=Path, metavar="PATH", help="write a JUnit XML report")
     run.add_argument("--json", type=Path, metavar="PATH", help="write a JSON report")
     run.add_argument(
@@ -138,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--all", action="store_true", help="start from the first event")
     tail.add_argument("--last", type=int, default=20, help="start N events back (default 20)")
     tail.add_argument("--subject", default="dtf.evt.>", help="filter (default dtf.evt.>)")
+
+    from dtf import analysis_cli
+
+    analysis_cli.add_commands(sub, _server_arg)
     return parser
 
 
@@ -220,9 +231,16 @@ async def _run(args: argparse.Namespace, pytest_args: list[str], console: Consol
         raise ConfigError("--workers must be at least 1")
     if args.command and (args.paths or pytest_args):
         raise ConfigError("give test paths or --command, not both")
+    tags = {}
+    for tag in args.tag:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--tag must be KEY=VALUE, got {tag!r}")
+        tags[key] = value
     settings = load_settings(Path.cwd())
     opts = options_from(
         settings,
+        tags=tags,
         paths=args.paths or ([] if args.command else ["."]),
         pytest_args=pytest_args,
         commands=args.command,
@@ -263,6 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_worker(args))
         if args.cmd == "server":
             return _server(args)
+        from dtf import analysis_cli
+
+        if args.cmd in analysis_cli.COMMANDS:
+            return analysis_cli.run(args, console, _connect_url)
         from dtf import inspect
 
         urls = _connect_url(args)

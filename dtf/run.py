@@ -11,6 +11,7 @@ import contextlib
 import os
 import shlex
 import socket
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class RunOptions:
     verbose: bool = False
     progress: bool = True
     labels: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=Path.cwd)
 
 
@@ -280,6 +282,7 @@ class RunClient:
             task_ids=tuple(t.task_id for t in tasks),
             total_cases=total,
             precollected=tuple(precollected),
+            labels={**git_labels(opts.root), **opts.tags},
         )
         first_seq = await store.append(submitted, expected_last_seq=0)
         self.view.apply(submitted, first_seq)
@@ -387,6 +390,22 @@ class RunClient:
         if task.status == "completed" and task.cases:
             return msgspec.structs.replace(task.cases[0], nodeid=nodeid)
         return CaseResult(nodeid, "error", message=task.message or task.status)
+
+
+def git_labels(root: Path) -> dict[str, str]:
+    """The commit and branch of the project, when it is a git checkout."""
+    labels = {}
+    for key, cmd in (
+        ("commit", ["git", "rev-parse", "HEAD"]),
+        ("branch", ["git", "rev-parse", "--abbrev-ref", "HEAD"]),
+    ):
+        try:
+            out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return labels
+        if out.returncode == 0 and out.stdout.strip():
+            labels[key] = out.stdout.strip()
+    return labels
 
 
 def _merge(a: Requirements, b: Requirements) -> Requirements:

@@ -1,7 +1,12 @@
 """Runs a `command` task: an argv in its own process group, with a timeout.
 
-The command reports metrics by writing a JSON object of numbers to the path in
-`DTF_RESULTS_FILE`; output is streamed to `on_output` as it comes.
+The command reports metrics by writing JSON to the path in `DTF_RESULTS_FILE`, either a plain
+object of numbers (`{"latency_ms": 12.5}`) or the long form
+
+    {"metrics": [{"name": "latency_ms", "value": 12.5, "unit": "ms", "direction": "lower",
+                  "dims": {"model": "bert"}}]}
+
+Output is streamed to `on_output` as it comes.
 """
 
 from __future__ import annotations
@@ -12,12 +17,12 @@ import os
 import signal
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from events.catalogue import Category
+from events.catalogue import Category, Metric
 
 TAIL_BYTES = 8192
 
@@ -25,10 +30,23 @@ TAIL_BYTES = 8192
 @dataclass(frozen=True)
 class CommandOutcome:
     exit_code: int
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: tuple[Metric, ...] = ()
     category: Category | None = None  # set when the command could not produce a result
     message: str = ""
     output_tail: str = ""  # the last few KiB of output, for failure reports
+
+
+class _LongForm(msgspec.Struct, forbid_unknown_fields=True):
+    metrics: tuple[Metric, ...]
+
+
+def parse_results(data: bytes) -> tuple[Metric, ...]:
+    """Metrics from a results file, in either form; raises msgspec errors on anything else."""
+    raw = msgspec.json.decode(data)
+    if isinstance(raw, dict) and "metrics" in raw:
+        return msgspec.convert(raw, _LongForm).metrics
+    plain = msgspec.convert(raw, dict[str, float])
+    return tuple(Metric(name, value) for name, value in plain.items())
 
 
 def kill_group(pid: int) -> None:
@@ -93,14 +111,14 @@ async def run_command(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(pumping, 5)
         code = proc.returncode if proc.returncode is not None else -1
-        metrics: dict[str, float] = {}
+        metrics: tuple[Metric, ...] = ()
         if results.exists():
             try:
-                metrics = msgspec.json.decode(results.read_bytes(), type=dict[str, float])
+                metrics = parse_results(results.read_bytes())
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 return CommandOutcome(
                     code,
                     category="test",
-                    message=f"DTF_RESULTS_FILE is not a JSON object of numbers: {exc}",
+                    message=f"DTF_RESULTS_FILE is not valid: {exc}",
                 )
         return CommandOutcome(code, metrics, output_tail=tail.decode(errors="replace"))

@@ -304,7 +304,8 @@ class Worker:
                 task_id=spec.task_id,
                 worker_id=self.id,
                 outcome=case.outcome,
-                metrics=outcome.metrics,
+                metrics={m.name: m.value for m in outcome.metrics},
+                results=outcome.metrics,
                 exit_code=code,
                 cases=(case,),
             )

@@ -59,6 +59,16 @@ class CaseResult(msgspec.Struct, frozen=True, omit_defaults=True):
     longrepr: str = ""
 
 
+class Metric(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One benchmark measurement a command reported, with how to read it."""
+
+    name: str
+    value: float
+    unit: str = ""
+    direction: Literal["lower", "higher"] = "lower"  # which way is better
+    dims: dict[str, str] = {}  # e.g. {"model": "bert", "batch_size": "8"}
+
+
 class Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
     """Common envelope: unique id (sent as Nats-Msg-Id), when, who, and schema version."""
 
@@ -80,6 +90,7 @@ class RunSubmitted(Event, frozen=True, tag="run.submitted"):
     total_cases: int = 0
     # Results known without running anything: module-level skips found at collection.
     precollected: tuple[CaseResult, ...] = ()
+    # Free-form tags of the run; dtf fills "commit" and "branch" from git when it can.
     labels: dict[str, str] = {}
 
 
@@ -132,8 +143,9 @@ class TaskCompleted(Event, frozen=True, tag="task.completed"):
     outcome: Outcome = "passed"
     duration: float = 0.0
     cases: tuple[CaseResult, ...] = ()
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {}  # name -> value, the short form of `results`
     exit_code: int = 0
+    results: tuple[Metric, ...] = ()
 
 
 class TaskFailed(Event, frozen=True, tag="task.failed"):

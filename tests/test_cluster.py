@@ -251,3 +251,80 @@ def test_inspection_commands(cluster: Cluster, tmp_path: Path) -> None:
         tail.send_signal(signal.SIGINT)
         tail.communicate(timeout=60)  # keeps reading, so a full pipe cannot block its exit
     assert tail.returncode == 0
+
+
+def test_sigterm_drains_the_worker(cluster: Cluster, tmp_path: Path) -> None:
+    """A draining worker finishes the task it runs, takes nothing new, and deregisters."""
+    gate = tmp_path / "gate"
+    started = tmp_path / "started"
+    root = project(
+        tmp_path,
+        {
+            "test_slow.py": "import pathlib, time\n\ndef test_slow():\n"
+            f"    pathlib.Path({str(started)!r}).write_text('1')\n"
+            f"    while not pathlib.Path({str(gate)!r}).exists():\n"
+            "        time.sleep(0.01)\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    worker = cluster.worker("w1")
+    run = cluster.run(root, ".")
+    eventually(started.exists, timeout=60)
+    worker.send_signal(signal.SIGTERM)
+    shown = lambda: dtf("show", "worker", "w1", cluster=cluster, cwd=root).stdout  # noqa: E731
+    eventually(lambda: "worker.draining" in shown(), timeout=30, interval=0.2)
+    assert worker.poll() is None  # still finishing its task
+    gate.write_text("go")
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, (out, err)
+    assert worker.wait(timeout=30) == 0
+    assert "worker.stopped" in shown()
+
+
+def test_task_timeout_kills_the_test(cluster: Cluster, tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        {
+            "test_t.py": "import time\n\ndef test_hangs():\n    time.sleep(300)\n\n"
+            "def test_after():\n    pass\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    run = cluster.run(root, ".", "--timeout", "3", "--json", "r.json")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 1, (out, err)
+    cases = {c["nodeid"]: c for c in json.loads((root / "r.json").read_text())["cases"]}
+    assert cases["test_t.py::test_hangs"]["outcome"] == "error"
+    assert "timeout" in cases["test_t.py::test_hangs"]["message"]
+    assert cases["test_t.py::test_after"]["outcome"] == "error"  # never ran: same task
+
+
+def test_coordinator_answers_recorded_durations(cluster: Cluster, tmp_path: Path) -> None:
+    import msgspec
+    import nats
+
+    from dtf.coordinator import PLAN_SUBJECT, PlanReply, PlanRequest
+
+    root = project(tmp_path, {"test_a.py": "def test_a():\n    pass\n"})
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1", "--slots", "3")
+    run = cluster.run(root, ".")
+    run.communicate(timeout=120)
+    assert run.returncode == 0
+
+    async def ask() -> PlanReply:
+        nc = await nats.connect(cluster.server.url)
+        try:
+            msg = await nc.request(
+                PLAN_SUBJECT,
+                msgspec.json.encode(PlanRequest(["test_a.py::test_a", "unknown"])),
+                timeout=5,
+            )
+        finally:
+            await nc.close()
+        return msgspec.json.decode(msg.data, type=PlanReply)
+
+    reply = asyncio.run(ask())
+    assert list(reply.durations) == ["test_a.py::test_a"]
+    assert reply.slots == 3 and reply.workers == 1
