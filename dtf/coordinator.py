@@ -1,28 +1,33 @@
 """The coordinator: folds the event stream into a View and turns it into decisions.
 
-On start it replays the whole stream, then follows it live.  It assigns queued tasks to
-workers with free, capable slots (through a scheduling strategy), declares workers whose
-heartbeat stopped lost and fails their tasks, cancels the tasks of a cancelled run, and
-closes runs whose tasks are all done.  Every write to a task or run is guarded by that
-aggregate's last sequence, so two coordinators acting at once cannot assign a task twice:
-the stale write is rejected and the loser records nothing.
+On start it replays the whole stream, then follows it live, so a follower's state is hot
+when it takes over.  Only the holder of the lease (`dtf.lease`) decides: it assigns queued
+tasks to workers with free, capable slots (through a scheduling strategy), retries attempts
+that failed for infrastructure reasons or timed out (with backoff, on another worker),
+declares workers whose heartbeat stopped lost, quarantines workers that keep failing,
+cancels the tasks of a cancelled run, and closes runs whose tasks are all done.
 
-Leader-only actions all pass through `_leading()`; issue #3 puts the KV lease behind it.
+Every write to a task or run is guarded by that aggregate's last sequence, so two
+coordinators that both believe they lead cannot assign a task twice: the stale write is
+rejected and the loser records nothing.  Every event it writes carries its lease term.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
 
 import msgspec
 
+from dtf.core import retry
 from dtf.core.scheduling import Strategy, free_workers
 from dtf.core.state import View, aggregate_key
 from dtf.errors import ConcurrencyConflict, StoreError
+from dtf.lease import DEFAULT_TTL_S, Lease, leader_bucket
 from dtf.store import EventStore, Recorded
 from events import topology
 from events.catalogue import (
@@ -32,13 +37,18 @@ from events.catalogue import (
     TaskAssigned,
     TaskCancelled,
     TaskFailed,
+    TaskRetryScheduled,
     WorkerLost,
+    WorkerQuarantined,
     WorkerRegistered,
 )
 from events.subjects import ROOT
 
 log = logging.getLogger(__name__)
 PLAN_SUBJECT = "dtf.api.plan"
+# A running task silent this long past its own timeout is declared lost by the coordinator
+# (the worker enforces the timeout itself; this is the backstop for a wedged worker).
+BACKSTOP_GRACE_S = 30.0
 
 
 class PlanRequest(msgspec.Struct):
@@ -56,7 +66,7 @@ def new_id() -> str:
 
 
 class Coordinator:
-    """Owns the View of the stream, the heartbeat clock per worker, and the decision loops."""
+    """Owns the View of the stream, the lease, the heartbeat clock per worker, the loops."""
 
     def __init__(
         self,
@@ -65,42 +75,45 @@ class Coordinator:
         *,
         coordinator_id: str | None = None,
         lost_after: float = topology.HEARTBEAT_TTL_S,
+        lease_ttl: float = DEFAULT_TTL_S,
         clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.strategy = strategy
         self.id = coordinator_id or f"coordinator-{uuid.uuid4().hex[:8]}"
         self.lost_after = lost_after
+        self.lease_ttl = lease_ttl
         self.clock = clock
+        self.rng = rng or random.Random()
         self.view = View()
-        self.term = 0
+        self.lease: Lease | None = None
         self.last_beat: dict[str, float] = {}  # worker id -> monotonic time of last heartbeat
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
 
+    @property
+    def term(self) -> int:
+        return self.lease.term if self.lease else 0
+
     def _leading(self) -> bool:
-        """Whether this process may act (always, until issue #3 adds the lease)."""
-        return True
+        return self.lease is not None and self.lease.leading
 
     # --- following the stream -----------------------------------------------------------
 
     def on_record(self, rec: Recorded) -> None:
         """Runs for every event in the stream, replayed or live."""
         if self.view.apply(rec.event, rec.seq) and self._ready.is_set():
-            self._react(rec.event)
-
-    def _react(self, event: AnyEvent) -> None:
-        match event:
-            case WorkerRegistered():
-                self.last_beat[event.worker_id] = time.monotonic()
-        self._wake.set()
+            if isinstance(rec.event, WorkerRegistered):
+                self.last_beat[rec.event.worker_id] = time.monotonic()
+            self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Replay, then decide until `stop` is set."""
+        """Replay, then compete for the lease and decide while leading, until `stop`."""
         follower = await self.store.follow(f"{ROOT}.>", self.on_record)
         await follower.caught_up.wait()
         log.info(
-            "replayed %d events; %d tasks, %d workers known",
+            "replayed to seq %d; %d tasks, %d workers known",
             self.view.last_seq,
             len(self.view.tasks),
             len(self.view.workers),
@@ -109,17 +122,31 @@ class Coordinator:
         for worker_id in self.view.workers:
             self.last_beat.setdefault(worker_id, now)  # a grace period for workers we inherit
         self._ready.set()
-        self._wake.set()
+        self.lease = Lease(
+            await leader_bucket(self.store.js, self.lease_ttl), self.id, self.lease_ttl
+        )
         api_sub = await self.store.nc.subscribe(
             PLAN_SUBJECT, queue="dtf-coordinators", cb=self._on_plan
         )
         try:
             async with asyncio.TaskGroup() as group:
+                group.create_task(self.lease.run(stop))
+                group.create_task(self._relay_lease_changes(stop))
                 group.create_task(self._decide_loop(stop))
                 group.create_task(self._heartbeat_loop(stop))
         finally:
             await api_sub.unsubscribe()
             await follower.stop()
+
+    async def _relay_lease_changes(self, stop: asyncio.Event) -> None:
+        assert self.lease is not None
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self.lease.changed.wait(), 0.5)
+            except TimeoutError:
+                continue
+            self.lease.changed.clear()
+            self._wake.set()
 
     async def _on_plan(self, msg) -> None:
         """Answers `dtf run` before it splits a suite: recorded durations and free capacity."""
@@ -134,7 +161,7 @@ class Coordinator:
         await msg.respond(msgspec.json.encode(reply))
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
-        """Track heartbeats from the KV bucket and declare silent workers lost."""
+        """Track heartbeats from the KV bucket; declare silent workers and stuck tasks lost."""
         kv = await self.store.heartbeats()
         watcher = await kv.watchall()
         try:
@@ -148,16 +175,16 @@ class Coordinator:
                     entry = None
                 if entry is not None and entry.key and entry.value:
                     self.last_beat[entry.key] = time.monotonic()
-                await self._declare_lost()
+                if self._leading():
+                    await self._declare_lost()
+                    await self._backstop_timeouts()
         finally:
             await watcher.stop()
 
     async def _declare_lost(self) -> None:
-        if not self._leading():
-            return
         now = time.monotonic()
         for worker_id, worker in list(self.view.workers.items()):
-            if worker.status not in ("active", "draining"):
+            if worker.status in ("stopped", "lost"):
                 continue
             silent = now - self.last_beat.get(worker_id, now)
             if silent > self.lost_after:
@@ -175,25 +202,41 @@ class Coordinator:
                 )
                 await self._fail_tasks_of(worker_id, f"worker {worker_id} lost ({reason})")
 
-    async def _fail_tasks_of(self, worker_id: str, message: str) -> None:
-        """Until issue #3 re-queues them, a lost worker's tasks end as errors for their tests."""
-        for task_id in list(self.view.active.get(worker_id, ())):
+    async def _backstop_timeouts(self) -> None:
+        now = self.clock()
+        for task_id in [t for ids in self.view.active.values() for t in ids]:
             task = self.view.tasks[task_id]
-            cases = tuple(CaseResult(n, "error", message=message) for n in task.spec.nodeids)
-            await self._write(
-                TaskFailed(
-                    id=new_id(),
-                    at=self.clock(),
-                    actor=self.id,
-                    task_id=task_id,
-                    worker_id=worker_id,
-                    attempt=task.attempt,
-                    category="infrastructure",
-                    message=message,
-                    cases=cases,
-                    term=self.term,
+            since = task.started_at or task.assigned_at
+            if task.status == "running" and now - since > task.spec.timeout + BACKSTOP_GRACE_S:
+                await self._fail(
+                    task_id,
+                    "timeout",
+                    f"no result {now - since:.0f}s after start on "
+                    f"{task.worker_id} (timeout {task.spec.timeout:g}s)",
                 )
+
+    async def _fail_tasks_of(self, worker_id: str, message: str) -> None:
+        """The worker's unfinished attempts fail as infrastructure errors (and are retried)."""
+        for task_id in list(self.view.active.get(worker_id, ())):
+            await self._fail(task_id, "infrastructure", message)
+
+    async def _fail(self, task_id: str, category: str, message: str) -> None:
+        task = self.view.tasks[task_id]
+        cases = tuple(CaseResult(n, "error", message=message) for n in task.spec.nodeids)
+        await self._write(
+            TaskFailed(
+                id=new_id(),
+                at=self.clock(),
+                actor=self.id,
+                task_id=task_id,
+                worker_id=task.worker_id,
+                attempt=task.attempt,
+                category=category,  # type: ignore[arg-type]
+                message=message,
+                cases=cases,
+                term=self.term,
             )
+        )
 
     # --- deciding -----------------------------------------------------------------------
 
@@ -202,7 +245,11 @@ class Coordinator:
         try:
             while not stop.is_set():
                 waking = asyncio.ensure_future(self._wake.wait())
-                await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {waking, stopping},
+                    timeout=self._next_deadline(),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 waking.cancel()
                 self._wake.clear()
                 if self._leading() and not stop.is_set():
@@ -210,8 +257,16 @@ class Coordinator:
         finally:
             stopping.cancel()
 
+    def _next_deadline(self) -> float | None:
+        """Seconds until the earliest backed-off retry may start (None: nothing waits)."""
+        waits = [self.view.tasks[t].not_before for t in self.view.queued_ids]
+        future = [w for w in waits if w > 0]
+        if not future:
+            return None
+        return max(0.01, min(future) - self.clock())
+
     async def decide_once(self) -> None:
-        """One round: cancellations, stopped workers' tasks, assignments, finished runs."""
+        """One round: cancellations, retries, quarantines, assignments, finished runs."""
         view = self.view
         for run in list(view.runs.values()):
             if run.cancel_requested and run.finished is None:
@@ -227,12 +282,28 @@ class Coordinator:
                                 term=self.term,
                             )
                         )
+        for task_id in list(view.retrying_ids):
+            await self._schedule_retry(task_id)
         for worker_id, worker in list(view.workers.items()):
             if worker.status == "stopped" and view.active.get(worker_id):
                 await self._fail_tasks_of(worker_id, f"worker {worker_id} stopped")
-        queued = view.queued()
-        if queued:
-            decisions = self.strategy.schedule(queued, free_workers(view))
+            streak = view.infra_streak.get(worker_id, 0)
+            if worker.status == "active" and streak >= retry.QUARANTINE_AFTER:
+                await self._write(
+                    WorkerQuarantined(
+                        id=new_id(),
+                        at=self.clock(),
+                        actor=self.id,
+                        worker_id=worker_id,
+                        reason=f"{streak} infrastructure failures in a row; "
+                        f"`dtf worker enable {worker_id}` puts it back",
+                        term=self.term,
+                    )
+                )
+        now = self.clock()
+        ready = [t for t in view.queued() if t.not_before <= now]
+        if ready:
+            decisions = self.strategy.schedule(ready, free_workers(view))
             await asyncio.gather(*(self._assign(d.task_id, d.worker_id) for d in decisions))
         for run_id, run in list(view.runs.items()):
             if run.finished is None and view.run_done(run_id):
@@ -247,6 +318,28 @@ class Coordinator:
                         term=self.term,
                     )
                 )
+
+    async def _schedule_retry(self, task_id: str) -> None:
+        task = self.view.tasks[task_id]
+        delay = retry.backoff(task.attempt, self.rng.random())
+        worker = self.view.workers.get(task.worker_id)
+        escalate = task.category == "infrastructure" and retry.resource_exhaustion(task.message)
+        await self._write(
+            TaskRetryScheduled(
+                id=new_id(),
+                at=self.clock(),
+                actor=self.id,
+                task_id=task_id,
+                attempt=task.attempt,
+                not_before=self.clock() + delay,
+                avoid=tuple(sorted({*task.avoid, task.worker_id} - {""})),
+                min_memory_gb=worker.registered.capabilities.memory_gb
+                if escalate and worker
+                else 0,
+                reason=f"{task.category}: {task.message}"[:300],
+                term=self.term,
+            )
+        )
 
     async def _assign(self, task_id: str, worker_id: str) -> None:
         task = self.view.tasks[task_id]
@@ -269,6 +362,8 @@ class Coordinator:
         decision from reusing the slot; when the follower later delivers the same event, the
         View sees its sequence was applied and skips it.
         """
+        if not self._leading():
+            return False  # the lease lapsed mid-round: stop acting at once
         expected = self.view.versions.get(aggregate_key(event), 0)
         try:
             seq = await self.store.append(event, expected_last_seq=expected)
@@ -281,4 +376,5 @@ class Coordinator:
             self._wake.set()
             return False
         self.view.apply(event, seq)
+        self._wake.set()  # our own write may enable the next decision (a retry, a finish)
         return True

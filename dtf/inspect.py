@@ -172,11 +172,11 @@ async def tail(
         def printer(rec: Recorded) -> None:
             console.print(describe(rec), markup=False, highlight=False)
 
-        follower = await store.follow(subject, printer, from_seq=start)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        follower = await store.follow(subject, printer, from_seq=start)
         try:
             await stop.wait()  # Ctrl-C ends a tail normally
         finally:

@@ -35,19 +35,23 @@ from dtf.task_command import run_command
 from events import topology
 from events.catalogue import (
     AnyEvent,
+    Capabilities,
     CaseResult,
     TaskAssigned,
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
     TaskQueued,
+    TaskResultSuperseded,
     TaskStarted,
     WorkerDraining,
+    WorkerDrainRequested,
+    WorkerLost,
     WorkerRegistered,
     WorkerStopped,
 )
 from events.codec import decode
-from events.subjects import ROOT, assignments_for, log_subject, task_subject
+from events.subjects import ROOT, assignments_for, log_subject, task_subject, worker_subject
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +105,27 @@ class Worker:
         self.jobs: asyncio.Queue[Job] = asyncio.Queue()
         self.running: dict[str, Slot] = {}
         self._log_tasks: set[asyncio.Future] = set()
+        self._stop = asyncio.Event()
+        self.caps: Capabilities | None = None
 
     def _event(self, cls: type, **fields) -> AnyEvent:
         return cls(id=uuid.uuid4().hex, at=time.time(), actor=self.id, **fields)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Serve until `stop` is set, then drain: finish what was assigned, take nothing new."""
-        caps = await asyncio.to_thread(detect, self.labels)
+    async def _register(self) -> None:
         await self.store.append(
             self._event(
-                WorkerRegistered, worker_id=self.id, capabilities=caps, slots=len(self.slots)
+                WorkerRegistered, worker_id=self.id, capabilities=self.caps, slots=len(self.slots)
             )
         )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set, then drain: finish what was assigned, take nothing new.
+
+        A `dtf worker drain ID` request sets `stop` too.
+        """
+        self.caps = await asyncio.to_thread(detect, self.labels)
+        self._stop = stop
+        await self._register()
         kv = await self.store.heartbeats()
         await kv.put(self.id, self._beat())
         sub = await self.store.js.subscribe(
@@ -129,6 +142,7 @@ class Worker:
             ),
         )
         cancels = await self.store.nc.subscribe(f"{ROOT}.task.*.*.cancelled", cb=self._on_cancel)
+        about_me = await self.store.nc.subscribe(worker_subject(self.id), cb=self._on_about_me)
         log.info("worker %s ready with %d slot(s)", self.id, len(self.slots))
         try:
             async with asyncio.TaskGroup() as group:
@@ -142,6 +156,7 @@ class Worker:
                 beat.cancel()
         finally:
             await cancels.unsubscribe()
+            await about_me.unsubscribe()
             for slot in self.slots:
                 if slot.session is not None:
                     await slot.session.close()
@@ -188,6 +203,19 @@ class Worker:
             await msg.ack()
             return
         await self.jobs.put(Job(event, msg.metadata.sequence.stream, msg))
+
+    async def _on_about_me(self, msg: Msg) -> None:
+        """Runs on events about this worker: lost (come back: register again), drain asked."""
+        try:
+            event = decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if isinstance(event, WorkerLost) and not self._stop.is_set():
+            log.warning("declared lost (%s); registering again", event.reason)
+            await self._register()
+        elif isinstance(event, WorkerDrainRequested):
+            log.warning("drain requested by %s", event.actor)
+            self._stop.set()
 
     async def _on_cancel(self, msg: Msg) -> None:
         """Runs when any task is cancelled; kills it here if this worker is running it."""
@@ -270,7 +298,19 @@ class Worker:
         try:
             await self.store.append(result, expected_last_seq=started_seq)
         except ConcurrencyConflict:
-            log.info("result for %s superseded (task moved on); not recorded", spec.task_id)
+            # The attempt was given up on (we were declared lost, or it timed out): the
+            # result is not applied, but the audit trail shows it arrived.
+            log.warning("result for %s attempt %d superseded", spec.task_id, assigned.attempt)
+            await self.store.append(
+                self._event(
+                    TaskResultSuperseded,
+                    task_id=spec.task_id,
+                    worker_id=self.id,
+                    attempt=assigned.attempt,
+                    outcome=getattr(result, "outcome", "failed"),
+                    message=getattr(result, "message", ""),
+                )
+            )
 
     async def _execute(self, slot: Slot, spec: TaskQueued) -> AnyEvent:
         workdir = await self.cache.get(self.store, spec.bundle) if spec.bundle else Path.cwd()

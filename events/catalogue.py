@@ -57,6 +57,7 @@ class CaseResult(msgspec.Struct, frozen=True, omit_defaults=True):
     duration: float = 0.0
     message: str = ""
     longrepr: str = ""
+    reruns: int = 0  # failed runs before this outcome; a pass after reruns is flaky
 
 
 class Metric(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -121,6 +122,8 @@ class TaskQueued(Event, frozen=True, tag="task.queued"):
     expected_duration: float = 0.0
     bundle: str = ""
     args: tuple[str, ...] = ()
+    max_attempts: int = 3  # attempts for infrastructure errors and timeouts
+    reruns: int = 0  # reruns of a failing test inside one attempt (flaky detection)
 
 
 class TaskAssigned(Event, frozen=True, tag="task.assigned"):
@@ -163,6 +166,32 @@ class TaskFailed(Event, frozen=True, tag="task.failed"):
     term: int = 0
 
 
+class TaskRetryScheduled(Event, frozen=True, tag="task.retry_scheduled"):
+    """A failed attempt will be retried: queued again, not before `not_before`.
+
+    `avoid` lists workers to pass over when another capable one is free; `min_memory_gb`
+    escalates to a larger worker after a resource exhaustion.
+    """
+
+    task_id: str
+    attempt: int  # the attempt that failed
+    not_before: float = 0.0
+    avoid: tuple[str, ...] = ()
+    min_memory_gb: float = 0.0
+    reason: str = ""
+    term: int = 0
+
+
+class TaskResultSuperseded(Event, frozen=True, tag="task.superseded"):
+    """A worker finished an attempt that had already been given up on; kept for the audit."""
+
+    task_id: str
+    worker_id: str
+    attempt: int = 1
+    outcome: str = ""
+    message: str = ""
+
+
 class TaskCancelled(Event, frozen=True, tag="task.cancelled"):
     task_id: str
     reason: str = ""
@@ -193,9 +222,48 @@ class WorkerLost(Event, frozen=True, tag="worker.lost"):
     term: int = 0
 
 
+class WorkerQuarantined(Event, frozen=True, tag="worker.quarantined"):
+    """No new work for this worker until an operator enables it (dtf worker enable ID)."""
+
+    worker_id: str
+    reason: str = ""
+    term: int = 0
+
+
+class WorkerEnabled(Event, frozen=True, tag="worker.enabled"):
+    worker_id: str
+
+
+class WorkerDisabled(Event, frozen=True, tag="worker.disabled"):
+    worker_id: str
+    reason: str = ""
+
+
+class WorkerDrainRequested(Event, frozen=True, tag="worker.drain_requested"):
+    worker_id: str
+
+
 RunEvent = RunSubmitted | RunCancelRequested | RunFinished
-TaskEvent = TaskQueued | TaskAssigned | TaskStarted | TaskCompleted | TaskFailed | TaskCancelled
-WorkerEvent = WorkerRegistered | WorkerDraining | WorkerStopped | WorkerLost
+TaskEvent = (
+    TaskQueued
+    | TaskAssigned
+    | TaskStarted
+    | TaskCompleted
+    | TaskFailed
+    | TaskRetryScheduled
+    | TaskResultSuperseded
+    | TaskCancelled
+)
+WorkerEvent = (
+    WorkerRegistered
+    | WorkerDraining
+    | WorkerStopped
+    | WorkerLost
+    | WorkerQuarantined
+    | WorkerEnabled
+    | WorkerDisabled
+    | WorkerDrainRequested
+)
 AnyEvent = RunEvent | TaskEvent | WorkerEvent
 
 TERMINAL_TASK_EVENTS = (TaskCompleted, TaskFailed, TaskCancelled)

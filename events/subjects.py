@@ -24,9 +24,15 @@ from events.catalogue import (
     TaskCompleted,
     TaskFailed,
     TaskQueued,
+    TaskResultSuperseded,
+    TaskRetryScheduled,
     TaskStarted,
+    WorkerDisabled,
     WorkerDraining,
+    WorkerDrainRequested,
+    WorkerEnabled,
     WorkerLost,
+    WorkerQuarantined,
     WorkerRegistered,
     WorkerStopped,
 )
@@ -103,6 +109,10 @@ def subject_of(event: AnyEvent) -> str:
             return task_subject(t, "failed")
         case TaskCancelled(task_id=t):
             return task_subject(t, "cancelled")
+        case TaskRetryScheduled(task_id=t):
+            return task_subject(t, "retry_scheduled")
+        case TaskResultSuperseded(task_id=t):
+            return task_subject(t, "superseded")
         case WorkerRegistered(worker_id=w):
             return worker_subject(w, "registered")
         case WorkerDraining(worker_id=w):
@@ -111,4 +121,12 @@ def subject_of(event: AnyEvent) -> str:
             return worker_subject(w, "stopped")
         case WorkerLost(worker_id=w):
             return worker_subject(w, "lost")
+        case WorkerQuarantined(worker_id=w):
+            return worker_subject(w, "quarantined")
+        case WorkerEnabled(worker_id=w):
+            return worker_subject(w, "enabled")
+        case WorkerDisabled(worker_id=w):
+            return worker_subject(w, "disabled")
+        case WorkerDrainRequested(worker_id=w):
+            return worker_subject(w, "drain_requested")
     raise TypeError(f"not an event: {event!r}")

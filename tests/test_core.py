@@ -18,7 +18,10 @@ from events.catalogue import (
     TaskCompleted,
     TaskFailed,
     TaskQueued,
+    TaskRetryScheduled,
     TaskStarted,
+    WorkerEnabled,
+    WorkerQuarantined,
     WorkerRegistered,
 )
 
@@ -98,7 +101,7 @@ def test_view_tracks_slots_durations_and_run_completion() -> None:
             8,
             task_id="r.1",
             worker_id="w",
-            category="timeout",
+            category="environment",
             cases=(CaseResult("b", "error"),),
         ),
         8,
@@ -199,3 +202,61 @@ def test_free_workers_reports_backlog() -> None:
     view.apply(ev(TaskAssigned, 50, task_id="r.0", worker_id="a"), 50)
     [slots] = free_workers(view)
     assert isinstance(slots, WorkerSlots) and slots.free == 1 and slots.backlog == 4.0
+
+
+def test_retryable_failure_waits_for_a_retry_decision() -> None:
+    s = evolve_task(None, q("r.0", max_attempts=2), seq=1)
+    s = evolve_task(s, ev(TaskAssigned, 2, task_id="r.0", worker_id="w", attempt=1))
+    s = evolve_task(s, ev(TaskFailed, 3, task_id="r.0", worker_id="w", category="timeout"))
+    assert s is not None and s.status == "retrying" and not s.terminal
+    s = evolve_task(
+        s, ev(TaskRetryScheduled, 4, task_id="r.0", attempt=1, not_before=9.0, avoid=("w",))
+    )
+    assert s.status == "queued" and s.avoid == ("w",) and s.not_before == 9.0
+    s = evolve_task(s, ev(TaskAssigned, 5, task_id="r.0", worker_id="v", attempt=2))
+    # A late result of the first attempt changes nothing.
+    assert evolve_task(s, ev(TaskCompleted, 6, task_id="r.0", worker_id="w", attempt=1)) is s
+    s = evolve_task(
+        s, ev(TaskFailed, 7, task_id="r.0", worker_id="v", attempt=2, category="infrastructure")
+    )
+    assert s.status == "failed" and s.terminal  # attempts used up
+
+
+def test_test_failures_and_environment_errors_are_not_retried() -> None:
+    s = evolve_task(None, q("r.0"), seq=1)
+    s = evolve_task(s, ev(TaskAssigned, 2, task_id="r.0", worker_id="w", attempt=1))
+    assert evolve_task(s, ev(TaskFailed, 3, task_id="r.0", category="environment")).terminal
+
+
+def test_worker_quarantine_and_enable() -> None:
+    view = View()
+    view.apply(ev(WorkerRegistered, 1, worker_id="w", capabilities=CPU), 1)
+    view.apply(ev(WorkerQuarantined, 2, worker_id="w", reason="3 failures"), 2)
+    assert view.free_slots("w") == 0
+    view.apply(ev(WorkerEnabled, 3, worker_id="w"), 3)
+    assert view.free_slots("w") == 1
+
+
+def test_retry_prefers_another_worker_and_escalates_memory() -> None:
+    from dataclasses import replace
+
+    big = Capabilities(platform="linux", hostname="b", cpus=8, memory_gb=64)
+    view = _view_with([q("r.0")], [("a", CPU, 1), ("b", big, 1)])
+    task = replace(view.tasks["r.0"], avoid=("b",))
+    [d] = strategy("least-loaded").schedule([task], free_workers(view))
+    assert d.worker_id == "a"
+    task = replace(task, avoid=("a",), min_memory_gb=CPU.memory_gb)
+    [d] = strategy("duration").schedule([task], free_workers(view))
+    assert d.worker_id == "b"
+    only_a = [w for w in free_workers(view) if w.worker_id == "a"]
+    assert strategy("duration").schedule([task], only_a) == []  # a is too small now
+
+
+def test_backoff_has_full_jitter_and_a_cap() -> None:
+    from dtf.core.retry import backoff, resource_exhaustion
+
+    assert backoff(1, 0.0) == 0.0
+    assert backoff(1, 1.0) == 0.5 and backoff(3, 1.0) == 2.0
+    assert backoff(30, 1.0) == 30.0
+    assert resource_exhaustion("pytest process killed by signal SIGKILL")
+    assert not resource_exhaustion("timeout after 3s")

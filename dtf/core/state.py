@@ -25,15 +25,23 @@ from events.catalogue import (
     TaskCompleted,
     TaskFailed,
     TaskQueued,
+    TaskRetryScheduled,
     TaskStarted,
+    WorkerDisabled,
     WorkerDraining,
+    WorkerEnabled,
     WorkerLost,
+    WorkerQuarantined,
     WorkerRegistered,
     WorkerStopped,
 )
 
-TaskStatus = Literal["queued", "assigned", "running", "completed", "failed", "cancelled"]
-WorkerStatus = Literal["active", "draining", "stopped", "lost"]
+TaskStatus = Literal[
+    "queued", "assigned", "running", "retrying", "completed", "failed", "cancelled"
+]
+WorkerStatus = Literal["active", "draining", "stopped", "lost", "quarantined", "disabled"]
+# Failures worth another attempt; a failing test is a result, not a retry.
+RETRYABLE: frozenset[str] = frozenset({"infrastructure", "timeout"})
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -53,6 +61,9 @@ class TaskState:
     exit_code: int = 0
     category: str = ""
     message: str = ""
+    not_before: float = 0.0
+    avoid: tuple[str, ...] = ()
+    min_memory_gb: float = 0.0
 
     @property
     def task_id(self) -> str:
@@ -114,14 +125,24 @@ def evolve_task(state: TaskState | None, event: AnyEvent, seq: int = 0) -> TaskS
                 metrics=event.metrics,
                 exit_code=event.exit_code,
             )
-        case TaskFailed() if event.attempt == state.attempt:
+        case TaskFailed() if event.attempt == state.attempt and state.status != "retrying":
+            retry = event.category in RETRYABLE and event.attempt < state.spec.max_attempts
             return replace(
                 state,
-                status="failed",
+                status="retrying" if retry else "failed",
                 finished_at=event.at,
                 cases=event.cases,
                 category=event.category,
                 message=event.message,
+            )
+        case TaskRetryScheduled() if state.status == "retrying" and event.attempt == state.attempt:
+            return replace(
+                state,
+                status="queued",
+                worker_id="",
+                not_before=event.not_before,
+                avoid=event.avoid,
+                min_memory_gb=max(state.min_memory_gb, event.min_memory_gb),
             )
         case TaskCancelled():
             return replace(state, status="cancelled", finished_at=event.at, message=event.reason)
@@ -140,6 +161,12 @@ def evolve_worker(state: WorkerState | None, event: AnyEvent) -> WorkerState | N
             return replace(state, status="stopped", reason=event.reason)
         case WorkerLost():
             return replace(state, status="lost", reason=event.reason)
+        case WorkerQuarantined():
+            return replace(state, status="quarantined", reason=event.reason)
+        case WorkerDisabled():
+            return replace(state, status="disabled", reason=event.reason)
+        case WorkerEnabled() if state.status in ("quarantined", "disabled"):
+            return replace(state, status="active", reason="")
     return state
 
 
@@ -157,12 +184,10 @@ def evolve_run(state: RunState | None, event: AnyEvent) -> RunState | None:
 
 
 def aggregate_key(event: AnyEvent) -> str:
-    """The aggregate an event belongs to, e.g. 'task:r1.3'."""
-    if isinstance(event, RunSubmitted | RunCancelRequested | RunFinished):
-        return f"run:{event.run_id}"
-    if isinstance(event, WorkerRegistered | WorkerDraining | WorkerStopped | WorkerLost):
-        return f"worker:{event.worker_id}"
-    return f"task:{event.task_id}"
+    """The aggregate an event belongs to, e.g. 'task:r1.3' (from its tag, 'task.assigned')."""
+    kind = type(event).__struct_config__.tag.partition(".")[0]  # type: ignore[union-attr]
+    ident = {"run": "run_id", "task": "task_id", "worker": "worker_id"}[kind]
+    return f"{kind}:{getattr(event, ident)}"
 
 
 @dataclass
@@ -182,6 +207,8 @@ class View:
     run_tasks: dict[str, list[str]] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     queued_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
+    retrying_ids: dict[str, None] = field(default_factory=dict)
+    infra_streak: dict[str, int] = field(default_factory=dict)  # worker -> failures in a row
     last_seq: int = 0
     ignored: int = 0
 
@@ -226,10 +253,19 @@ class View:
             self.active.get(old.worker_id, set()).discard(task_id)
         if new.status in ("assigned", "running"):
             self.active.setdefault(new.worker_id, set()).add(task_id)
-        if new.status == "queued":
-            self.queued_ids[task_id] = None
-        else:
-            self.queued_ids.pop(task_id, None)
+        for status, ids in (("queued", self.queued_ids), ("retrying", self.retrying_ids)):
+            if new.status == status:
+                ids[task_id] = None
+            else:
+                ids.pop(task_id, None)
+        if isinstance(event, TaskCompleted):
+            self.infra_streak[event.worker_id] = 0
+        elif (
+            isinstance(event, TaskFailed)
+            and event.category == "infrastructure"
+            and event.actor == event.worker_id  # only failures the worker saw itself count
+        ):
+            self.infra_streak[event.worker_id] = self.infra_streak.get(event.worker_id, 0) + 1
         for case in new.cases if new.status == "completed" else ():
             if case.outcome in ("passed", "failed"):
                 self.durations[case.nodeid] = case.duration

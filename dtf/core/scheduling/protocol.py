@@ -56,4 +56,17 @@ def free_workers(view: View) -> list[WorkerSlots]:
 
 
 def capable(task: TaskState, workers: Sequence[WorkerSlots]) -> list[WorkerSlots]:
-    return [w for w in workers if w.free > 0 and satisfies(w.capabilities, task.spec.requirements)]
+    """Workers with a free slot that fit the task; those it should avoid only as a last resort.
+
+    A retry avoids the workers an earlier attempt failed on, and after a resource
+    exhaustion needs strictly more memory than the worker that ran out.
+    """
+    fit = [
+        w
+        for w in workers
+        if w.free > 0
+        and satisfies(w.capabilities, task.spec.requirements)
+        and (not task.min_memory_gb or w.capabilities.memory_gb > task.min_memory_gb)
+    ]
+    preferred = [w for w in fit if w.worker_id not in task.avoid]
+    return preferred or fit
