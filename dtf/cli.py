@@ -72,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
     run.add_argument(
+        "--reruns",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rerun a failing test up to N times; a later pass counts as flaky",
+    )
+    run.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="attempts per task after infrastructure errors or timeouts (default 3)",
+    )
+    run.add_argument(
         "--command",
         action="append",
         default=[],
@@ -112,7 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"a heartbeat (default {topology.HEARTBEAT_TTL_S:g})",
     )
 
-    worker = sub.add_parser("worker", help="run a worker daemon (executes tasks)")
+    worker = sub.add_parser(
+        "worker",
+        help="run a worker daemon, or drain/enable/disable one",
+        description="Without ACTION: run a worker daemon that executes tasks (SIGTERM drains "
+        "it). With ACTION and ID: ask worker ID to drain (finish its tasks, then stop), or "
+        "enable it (after a quarantine) or disable it (no new work).",
+    )
+    worker.add_argument("action", nargs="?", choices=["drain", "enable", "disable"])
+    worker.add_argument("target", nargs="?", metavar="ID", help="the worker to act on")
     _server_arg(worker)
     worker.add_argument("--slots", type=int, default=1, help="tasks at once (default 1)")
     worker.add_argument("--id", help="worker id (default: host-pid-random)")
@@ -181,10 +203,42 @@ async def _coordinator(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _worker_admin(args: argparse.Namespace) -> int:
+    """An operator's request about one worker, recorded as an event."""
+    import getpass
+    import time
+    import uuid
+
+    from dtf.store import EventStore
+    from events.catalogue import WorkerDisabled, WorkerDrainRequested, WorkerEnabled
+    from events.subjects import valid_token, worker_subject
+
+    if not args.target or not valid_token(args.target):
+        raise ConfigError(f"dtf worker {args.action} needs a worker id (see dtf status)")
+    cls = {"drain": WorkerDrainRequested, "enable": WorkerEnabled, "disable": WorkerDisabled}
+    event = cls[args.action](
+        id=uuid.uuid4().hex,
+        at=time.time(),
+        actor=f"operator-{getpass.getuser()}",
+        worker_id=args.target,
+    )
+    store = await EventStore.connect(_connect_url(args), name="dtf-admin", timeout=3.0)
+    try:
+        if not await store.load(worker_subject(args.target), timeout=10):
+            raise ConfigError(f"no worker {args.target} has ever registered")
+        await store.append(event)
+    finally:
+        await store.close()
+    print(f"{args.action}: recorded for worker {args.target}")
+    return 0
+
+
 async def _worker(args: argparse.Namespace) -> int:
     from dtf.store import EventStore
     from dtf.worker import Worker
 
+    if args.action:
+        return await _worker_admin(args)
     if args.slots < 1:
         raise ConfigError("--slots must be at least 1")
     if args.exit_with_parent:  # started by `dtf run`: never outlive it
@@ -227,6 +281,8 @@ async def _run(args: argparse.Namespace, pytest_args: list[str], console: Consol
         req = requirements.parse(args.requires)
     except ValueError as exc:
         raise ConfigError(f"--requires: {exc}") from None
+    if args.reruns < 0 or args.max_attempts < 1:
+        raise ConfigError("--reruns must be >= 0 and --max-attempts >= 1")
     if args.workers is not None and args.workers < 1:
         raise ConfigError("--workers must be at least 1")
     if args.command and (args.paths or pytest_args):
@@ -252,6 +308,8 @@ async def _run(args: argparse.Namespace, pytest_args: list[str], console: Consol
         strategy=args.strategy,
         requires=req,
         priority=args.priority,
+        reruns=args.reruns,
+        max_attempts=args.max_attempts,
         junit_xml=args.junit_xml,
         json=args.json,
         slowest=args.durations,

@@ -91,6 +91,7 @@ class Coordinator:
         self.last_beat: dict[str, float] = {}  # worker id -> monotonic time of last heartbeat
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
+        self._delayed: set[str] = set()  # queued tasks waiting out a retry backoff
 
     @property
     def term(self) -> int:
@@ -259,8 +260,8 @@ class Coordinator:
 
     def _next_deadline(self) -> float | None:
         """Seconds until the earliest backed-off retry may start (None: nothing waits)."""
-        waits = [self.view.tasks[t].not_before for t in self.view.queued_ids]
-        future = [w for w in waits if w > 0]
+        self._delayed &= self.view.queued_ids.keys()
+        future = [self.view.tasks[t].not_before for t in self._delayed]
         if not future:
             return None
         return max(0.01, min(future) - self.clock())
@@ -300,10 +301,11 @@ class Coordinator:
                         term=self.term,
                     )
                 )
-        now = self.clock()
-        ready = [t for t in view.queued() if t.not_before <= now]
-        if ready:
-            decisions = self.strategy.schedule(ready, free_workers(view))
+        workers = free_workers(view)
+        if workers and view.queued_ids:  # no free slot: nothing to sort through
+            now = self.clock()
+            ready = [t for t in view.queued() if t.not_before <= now]
+            decisions = self.strategy.schedule(ready, workers)
             await asyncio.gather(*(self._assign(d.task_id, d.worker_id) for d in decisions))
         for run_id, run in list(view.runs.items()):
             if run.finished is None and view.run_done(run_id):
@@ -321,6 +323,7 @@ class Coordinator:
 
     async def _schedule_retry(self, task_id: str) -> None:
         task = self.view.tasks[task_id]
+        self._delayed.add(task_id)
         delay = retry.backoff(task.attempt, self.rng.random())
         worker = self.view.workers.get(task.worker_id)
         escalate = task.category == "infrastructure" and retry.resource_exhaustion(task.message)

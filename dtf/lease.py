@@ -60,9 +60,11 @@ class Lease:
         """True only while the lease is held and cannot have lapsed on the server yet."""
         return self.term > 0 and time.monotonic() < self._valid_until
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, why: str, *, expected: bool = False) -> None:
         if self.term:
-            log.warning("leadership (term %d) lost: %s", self.term, why)
+            (log.info if expected else log.warning)(
+                "leadership (term %d) ended: %s", self.term, why
+            )
         self.term = 0
         self._revision = 0
         self.changed.set()
@@ -80,7 +82,7 @@ class Lease:
                     self.kv.create(LEADER_KEY, self.holder), self.ttl / 2
                 )
                 self.term = self._revision
-                log.warning("leading with term %d", self.term)
+                log.info("leading with term %d", self.term)
                 self.changed.set()
             # Measured from before the request: the server's TTL clock started no earlier.
             self._valid_until = sent + self.ttl * 0.75
@@ -101,4 +103,4 @@ class Lease:
             # A planned handover: the next leader need not wait for the TTL.
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await asyncio.wait_for(self.kv.delete(LEADER_KEY, last=self._revision), 1)
-            self._lose("stopping")
+            self._lose("stopping", expected=True)

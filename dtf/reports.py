@@ -190,6 +190,7 @@ class CaseReport(msgspec.Struct, frozen=True):
     duration: float
     message: str
     longrepr: str
+    reruns: int = 0  # failed runs before the outcome; passed with reruns > 0 is flaky
 
 
 class RunReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -228,7 +229,7 @@ def write_json(
 ) -> None:
     """Write the run as a `RunReport` JSON document."""
     entries = tuple(
-        CaseReport(c.nodeid, c.outcome, c.duration, c.message, c.longrepr) for c in cases
+        CaseReport(c.nodeid, c.outcome, c.duration, c.message, c.longrepr, c.reruns) for c in cases
     )
     report = RunReport(
         run_id=run_id,

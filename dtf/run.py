@@ -63,6 +63,8 @@ class RunOptions:
     strategy: str = "duration"
     requires: Requirements = field(default_factory=Requirements)
     priority: int = 0
+    reruns: int = 0
+    max_attempts: int = 3
     junit_xml: Path | None = None
     json: Path | None = None
     slowest: int = 5
@@ -200,6 +202,8 @@ class RunClient:
             "run_id": self.run_id,
             "priority": opts.priority,
             "timeout": opts.timeout,
+            "max_attempts": opts.max_attempts,
+            "reruns": opts.reruns,
             "bundle": bundle,
         }
         tasks: list[TaskQueued] = []

@@ -57,6 +57,14 @@ def render_summary(
     if slowest >= 0:
         _render_durations(console, cases, slowest, verbose=verbose)
     _render_short_summary(console, cases, verbose=verbose)
+    flaky = [c for c in cases if c.outcome == "passed" and c.reruns]
+    for case in flaky:  # passed only on a rerun: a result worth knowing, not a failure
+        console.print(
+            f"FLAKY {case.nodeid} - passed after {case.reruns} failed run(s)",
+            style="yellow",
+            markup=False,
+            highlight=False,
+        )
     _render_final_line(console, count(cases), seconds)
 
 

@@ -11,6 +11,7 @@ was cancelled or given to someone else in the meantime.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import logging
 import os
@@ -366,6 +367,8 @@ class Worker:
                 message="cancelled",
             )
         res = runner.result()
+        if res.category is None and spec.reruns:
+            res = await self._rerun_failures(session, spec, res)
         if res.category is not None:
             return self._event(
                 TaskFailed,
@@ -383,6 +386,20 @@ class Worker:
             outcome="failed" if failed else "passed",
             cases=res.cases,
         )
+
+    async def _rerun_failures(self, session: PytestSession, spec: TaskQueued, res):
+        """Run failing tests again, up to `spec.reruns` times; a pass then is flaky."""
+        cases = {c.nodeid: c for c in res.cases}
+        for rerun in range(1, spec.reruns + 1):
+            failing = [n for n, c in cases.items() if c.outcome in ("failed", "error")]
+            if not failing:
+                break
+            again = await session.run(failing, spec.timeout)
+            if again.category is not None:
+                break  # the process crashed or hung: keep the first verdicts
+            for case in again.cases:
+                cases[case.nodeid] = msgspec.structs.replace(case, reruns=rerun)
+        return dataclasses.replace(res, cases=tuple(cases[c.nodeid] for c in res.cases))
 
     async def _session(self, slot: Slot, workdir: Path, spec: TaskQueued) -> PytestSession:
         """The slot's persistent pytest process for this bundle and these arguments."""

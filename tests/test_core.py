@@ -260,3 +260,17 @@ def test_backoff_has_full_jitter_and_a_cap() -> None:
     assert backoff(30, 1.0) == 30.0
     assert resource_exhaustion("pytest process killed by signal SIGKILL")
     assert not resource_exhaustion("timeout after 3s")
+
+
+def test_large_queue_is_scheduled_in_the_same_order_as_a_full_sort() -> None:
+    tasks = [q(f"r.{i}", i, expected_duration=float((i * 37) % 101)) for i in range(300)]
+    view = _view_with(tasks, [("a", CPU, 3), ("b", CPU, 2)])
+    decisions = strategy("duration").schedule(view.queued(), free_workers(view))
+    longest = sorted(enumerate(tasks), key=lambda it: (-it[1].expected_duration, it[0]))[:5]
+    longest = [t for _, t in longest]
+    assert {d.task_id for d in decisions} == {t.task_id for t in longest}
+    # A head full of tasks nobody can run does not hide runnable ones behind it.
+    blocked = [q(f"s.{i}", i, priority=9, requirements=Requirements(gpus=8)) for i in range(100)]
+    view = _view_with([*blocked, q("s.999", 999)], [("a", CPU, 1)])
+    [d] = strategy("least-loaded").schedule(view.queued(), free_workers(view))
+    assert d.task_id == "s.999"

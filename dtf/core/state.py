@@ -209,6 +209,7 @@ class View:
     queued_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
     retrying_ids: dict[str, None] = field(default_factory=dict)
     infra_streak: dict[str, int] = field(default_factory=dict)  # worker -> failures in a row
+    terminal_count: dict[str, int] = field(default_factory=dict)  # run -> tasks ended
     last_seq: int = 0
     ignored: int = 0
 
@@ -249,6 +250,8 @@ class View:
         assert new is not None
         if old is None:
             self.run_tasks.setdefault(new.spec.run_id, []).append(task_id)
+        if new.terminal and (old is None or not old.terminal):
+            self.terminal_count[new.spec.run_id] = self.terminal_count.get(new.spec.run_id, 0) + 1
         if old is not None and old.worker_id and old.status in ("assigned", "running"):
             self.active.get(old.worker_id, set()).discard(task_id)
         if new.status in ("assigned", "running"):
@@ -290,7 +293,8 @@ class View:
         run = self.runs.get(run_id)
         if run is None:
             return False
-        return all(t in self.tasks and self.tasks[t].terminal for t in run.submitted.task_ids)
+        # Counted as tasks end, not scanned: this runs after every event of a big run.
+        return self.terminal_count.get(run_id, 0) >= len(run.submitted.task_ids)
 
     def run_cases(self, run_id: str) -> list[CaseResult]:
         """Every case result of a run: precollected ones first, then tasks in id order."""

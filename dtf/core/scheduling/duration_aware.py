@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dtf.core.scheduling.protocol import Assignment, WorkerSlots, capable
+from dtf.core.scheduling.protocol import Assignment, WorkerSlots, capable, in_order
 from dtf.core.state import TaskState
 
 
@@ -26,8 +26,11 @@ class DurationAware:
         self, queued: Sequence[TaskState], workers: Sequence[WorkerSlots]
     ) -> list[Assignment]:
         decisions: list[Assignment] = []
-        order = sorted(
-            queued, key=lambda t: (-t.spec.priority, -self.expected(t), t.queue_seq, t.task_id)
+        free = sum(w.free for w in workers)
+        order = in_order(
+            queued,
+            lambda t: (-t.spec.priority, -self.expected(t), t.queue_seq, t.task_id),
+            free,
         )
         for task in order:
             candidates = capable(task, workers)

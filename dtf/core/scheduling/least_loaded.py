@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dtf.core.scheduling.protocol import Assignment, WorkerSlots, capable
+from dtf.core.scheduling.protocol import Assignment, WorkerSlots, capable, in_order
 from dtf.core.state import TaskState
 
 
@@ -15,7 +15,9 @@ class LeastLoaded:
         self, queued: Sequence[TaskState], workers: Sequence[WorkerSlots]
     ) -> list[Assignment]:
         decisions: list[Assignment] = []
-        for task in sorted(queued, key=lambda t: (-t.spec.priority, t.queue_seq, t.task_id)):
+        free = sum(w.free for w in workers)
+        key = lambda t: (-t.spec.priority, t.queue_seq, t.task_id)  # noqa: E731
+        for task in in_order(queued, key, free):
             candidates = capable(task, workers)
             if not candidates:
                 continue

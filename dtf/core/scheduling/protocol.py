@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from dtf.core.requirements import satisfies
 from dtf.core.state import TaskState, View
@@ -53,6 +54,24 @@ def free_workers(view: View) -> list[WorkerSlots]:
             WorkerSlots(worker_id, worker.registered.capabilities, free, worker.slots, backlog)
         )
     return result
+
+
+def in_order(
+    tasks: Sequence[TaskState], key: Callable[[TaskState], Any], free: int
+) -> Iterator[TaskState]:
+    """Tasks by `key`, cheaply: only the first few are sorted unless more are needed.
+
+    Each completion triggers a round, and a round rarely fills more than a few slots, so
+    sorting every queued task each time would make a big run quadratic.
+    """
+    head_size = 4 * free + 16
+    if len(tasks) <= head_size:
+        yield from sorted(tasks, key=key)
+        return
+    head = heapq.nsmallest(head_size, tasks, key=key)
+    yield from head
+    seen = {t.task_id for t in head}
+    yield from sorted((t for t in tasks if t.task_id not in seen), key=key)
 
 
 def capable(task: TaskState, workers: Sequence[WorkerSlots]) -> list[WorkerSlots]:

@@ -1,0 +1,55 @@
+"""Exactly-once checks over a recorded event log, for the chaos tests."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from dtf.core.state import View
+from dtf.store import Recorded
+from events.catalogue import (
+    RunFinished,
+    TaskAssigned,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetryScheduled,
+)
+
+
+def check_exactly_once(records: Sequence[Recorded], run_id: str) -> View:
+    """Assert: no task assigned to two workers at once, no task completed twice, and every
+    test of the finished run reported exactly once.  Returns the folded View."""
+    per_task: dict[str, list[Recorded]] = defaultdict(list)
+    for rec in records:
+        task_id = getattr(rec.event, "task_id", None)
+        if task_id:
+            per_task[task_id].append(rec)
+    for task_id, history in per_task.items():
+        open_attempt: int | None = None
+        completed = 0
+        for rec in history:
+            e = rec.event
+            if isinstance(e, TaskAssigned):
+                assert open_attempt is None, (
+                    f"{task_id}: assigned while attempt {open_attempt} open"
+                )
+                assert completed == 0, f"{task_id}: assigned after completion"
+                open_attempt = e.attempt
+            elif isinstance(e, TaskCompleted | TaskFailed):
+                assert e.attempt == open_attempt, f"{task_id}: result for attempt {e.attempt}"
+                open_attempt = None
+                completed += isinstance(e, TaskCompleted)
+            elif isinstance(e, TaskRetryScheduled | TaskCancelled):
+                assert open_attempt is None, f"{task_id}: {type(e).__name__} mid-attempt"
+        assert completed <= 1, f"{task_id} completed {completed} times"
+    view = View()
+    for rec in records:
+        view.apply(rec.event, rec.seq)
+    assert any(isinstance(r.event, RunFinished) and r.event.run_id == run_id for r in records)
+    counts = Counter(c.nodeid for c in view.run_cases(run_id))
+    twice = [n for n, k in counts.items() if k != 1]
+    assert not twice, f"reported more than once: {twice}"
+    expected = view.runs[run_id].submitted.total_cases
+    assert len(counts) == expected, f"{len(counts)} of {expected} tests reported"
+    return view

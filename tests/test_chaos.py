@@ -1,0 +1,140 @@
+"""Chaos: kill workers and the leading coordinator for real, freeze a worker past its TTL.
+
+Each test asserts the exactly-once property from the event log (tests/audit.py), not just a
+final count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from dtf.lease import LEADER_BUCKET, LEADER_KEY
+from dtf.store import EventStore
+from events.catalogue import TaskResultSuperseded, TaskStarted
+from tests.audit import check_exactly_once
+from tests.conftest import eventually
+from tests.test_cluster import Cluster, cluster, project  # noqa: F401 - fixture
+
+SLOW_SUITE = {
+    f"test_m{m}.py": "import time, pytest\n\n@pytest.mark.parametrize('n', range(4))\n"
+    "def test_slow(n):\n    time.sleep(0.15)\n"
+    for m in range(8)
+}
+
+
+def records(url: str):
+    async def load():
+        store = await EventStore.connect(url)
+        try:
+            return await store.load("dtf.evt.>", timeout=60)
+        finally:
+            await store.close()
+
+    return asyncio.run(load())
+
+
+def started_on(url: str, worker: str) -> int:
+    return sum(
+        1 for r in records(url) if isinstance(r.event, TaskStarted) and r.event.worker_id == worker
+    )
+
+
+def finish(run: subprocess.Popen, root: Path) -> str:
+    out, err = run.communicate(timeout=180)
+    assert run.returncode == 0, (out, err)
+    return json.loads((root / "r.json").read_text())["run_id"]
+
+
+def test_workers_killed_repeatedly_mid_task(cluster: Cluster, tmp_path: Path) -> None:
+    root = project(tmp_path, SLOW_SUITE)
+    cluster.start("coordinator", "coordinator")
+    for name in ("w1", "w2", "w3"):
+        cluster.worker(name)
+    run = cluster.run(root, ".", "--split", "test", "--json", "r.json", "--max-attempts", "5")
+    url = cluster.server.url
+    for victim, replacement in (("w1", "w4"), ("w2", "w5")):
+        eventually(lambda v=victim: started_on(url, v) > 0, timeout=60, interval=0.1)
+        cluster.procs[victim].send_signal(signal.SIGKILL)
+        cluster.worker(replacement)
+    run_id = finish(run, root)
+    view = check_exactly_once(records(url), run_id)
+    assert view.workers["w1"].status == "lost" and view.workers["w2"].status == "lost"
+
+
+def test_leader_killed_mid_run(cluster: Cluster, tmp_path: Path) -> None:
+    root = project(tmp_path, SLOW_SUITE)
+    cluster.start("c1", "coordinator", "--id", "c1")
+    cluster.start("c2", "coordinator", "--id", "c2")
+    cluster.worker("w1", "--slots", "2")
+    run = cluster.run(root, ".", "--split", "test", "--json", "r.json")
+    url = cluster.server.url
+    eventually(lambda: started_on(url, "w1") >= 3, timeout=60, interval=0.1)
+
+    async def leader() -> str:
+        store = await EventStore.connect(url)
+        try:
+            kv = await store.js.key_value(LEADER_BUCKET)
+            return (await kv.get(LEADER_KEY)).value.decode()
+        finally:
+            await store.close()
+
+    first = asyncio.run(leader())
+    cluster.procs[first].send_signal(signal.SIGKILL)
+    run_id = finish(run, root)
+    log = records(url)
+    check_exactly_once(log, run_id)
+    terms = {getattr(r.event, "term", 0) for r in log} - {0}
+    assert len(terms) >= 2, "the follower never took over"
+    assert asyncio.run(leader()) != first
+
+
+def test_frozen_worker_past_its_ttl_is_replaced_and_its_late_result_superseded(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    gate = tmp_path / "frozen-once"
+    root = project(
+        tmp_path,
+        {
+            "test_f.py": "import pathlib, time\n\ndef test_f():\n"
+            f"    p = pathlib.Path({str(gate)!r})\n"
+            "    if not p.exists():\n        p.write_text('x')\n        time.sleep(2)\n",
+            "test_g.py": "def test_g():\n    pass\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    frozen = cluster.worker("w1")
+    run = cluster.run(root, ".", "--json", "r.json")
+    eventually(gate.exists, timeout=60)
+    frozen.send_signal(signal.SIGSTOP)
+    cluster.worker("w2")
+    url = cluster.server.url
+    try:
+        eventually(lambda: started_on(url, "w2") > 0, timeout=60, interval=0.2)
+        run_id = finish(run, root)
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    # Once resumed, w1 finishes its stale attempt; the write is refused and recorded as such.
+    eventually(
+        lambda: any(isinstance(r.event, TaskResultSuperseded) for r in records(url)),
+        timeout=60,
+        interval=0.2,
+    )
+    check_exactly_once(records(url), run_id)
+
+
+def test_two_coordinators_started_at_the_same_instant(cluster: Cluster, tmp_path: Path) -> None:
+    root = project(tmp_path, SLOW_SUITE)
+    a = cluster.start("c1", "coordinator", "--id", "c1")
+    b = cluster.start("c2", "coordinator", "--id", "c2")
+    assert a.poll() is None and b.poll() is None
+    cluster.worker("w1", "--slots", "2")
+    cluster.worker("w2", "--slots", "2")
+    run = cluster.run(root, ".", "--split", "test", "--json", "r.json")
+    run_id = finish(run, root)
+    log = records(cluster.server.url)
+    check_exactly_once(log, run_id)
+    assert len({getattr(r.event, "term", 0) for r in log} - {0}) == 1  # one leader throughout
