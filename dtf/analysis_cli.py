@@ -1,13 +1,267 @@
-"""Analysis commands over the DuckDB read models (being written; see issue #4)."""
+"""The analysis commands of `dtf`: `replay` builds the DuckDB read model from the event
+stream; `report`, `regressions`, `trends` and `errors` read only that file (no server needed).
+
+`dtf/cli.py` calls `add_commands` (defined in `dtf.analysis_args`) while building its parser
+and `run` for any command in `COMMANDS`. Heavy imports (numpy, scipy, duckdb) happen inside
+the handlers so that `dtf run` does not pay for them.
+"""
 
 from __future__ import annotations
 
-COMMANDS: set[str] = set()
+import argparse
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from dtf.analysis_args import add_commands
+from dtf.errors import ConfigError
+
+__all__ = ["COMMANDS", "add_commands", "parse_age", "run"]
+
+COMMANDS = {"replay", "report", "regressions", "trends", "errors"}
+
+ConnectUrl = Callable[[argparse.Namespace], list[str]]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def add_commands(sub, server_arg) -> None:
-    return None
+def run(args: argparse.Namespace, console: Console, connect_url: ConnectUrl) -> int:
+    """Run analysis command `args.cmd`; returns the exit code."""
+    if args.cmd == "replay":
+        return _replay(args, console, connect_url)
+    handlers = {
+        "report": _report,
+        "regressions": _regressions,
+        "trends": _trends,
+        "errors": _errors,
+    }
+    return handlers[args.cmd](args, console)
 
 
-def run(args, console, connect_url) -> int:
-    raise NotImplementedError
+def parse_age(text: str, option: str) -> float:
+    """Seconds in an age such as `90s`, `15m`, `6h`, `7d`, `2w`; ConfigError otherwise."""
+    match = _DURATION.match(text)
+    if not match or float(match[1]) <= 0:
+        raise ConfigError(
+            f"{option} must be a positive age such as 1h, 6h, 24h or 7d, got {text!r}"
+        )
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def _replay(args: argparse.Namespace, console: Console, connect_url: ConnectUrl) -> int:
+    import asyncio
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from projections.projector import replay
+
+    urls = connect_url(args)
+    last: list[Any] = []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,  # the summary line below replaces it
+        disable=not console.is_terminal,  # logs get the summary, not the redraws
+    ) as progress:
+        task = progress.add_task(f"replaying into {args.db}")
+
+        def on_progress(stats: Any) -> None:
+            last[:] = [stats]
+            progress.update(
+                task,
+                description=f"replaying into {args.db}: {stats.applied} applied, "
+                f"{stats.rejected} rejected",
+            )
+
+        try:
+            stats = asyncio.run(
+                replay(
+                    urls, args.db, rebuild=args.rebuild, follow=args.follow, on_progress=on_progress
+                )
+            )
+        except KeyboardInterrupt:
+            if not args.follow:
+                raise
+            # Ctrl-C is how --follow ends; what was applied is committed.
+            stats = last[0] if last else None
+    if stats is not None:
+        console.print(
+            f"{stats.applied} events applied, {stats.rejected} rejected "
+            f"in {stats.seconds:.2f} s into {args.db}",
+            markup=False,
+        )
+    return 0
+
+
+# The handlers validate arguments and read the database before importing the statistics
+# (scipy takes over a second to import), so a user error is reported at once.
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from projections import queries
+
+    if args.top < 0 or args.horizon < 1 or args.z_threshold <= 0:
+        raise ConfigError("--top must be >= 0, --horizon >= 1 and --z-threshold > 0")
+    now = time.time()
+    since = now - parse_age(args.since, "--since") if args.since else None
+    con = queries.open_db(args.db)
+    try:
+        rows = queries.runs(con), queries.cases(con, since=since), queries.results(con, since=since)
+    finally:
+        con.close()
+    from projections import report, report_html, report_json, report_md
+
+    built = report.build(
+        *rows,
+        database=str(args.db),
+        generated_at=now,
+        since=since,
+        top=args.top,
+        z_threshold=args.z_threshold,
+        horizon=args.horizon,
+    )
+    writers = {"md": report_md.render, "json": report_json.render, "html": report_html.render}
+    text = writers[args.format](built)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    console.print(f"wrote {args.format} report to {args.output}", markup=False)
+    return 0
+
+
+def _regressions(args: argparse.Namespace, console: Console) -> int:
+    from projections import queries, refs
+
+    if not 0 < args.alpha < 1:
+        raise ConfigError("--alpha must be between 0 and 1")
+    if args.threshold < 0:
+        raise ConfigError("--threshold must not be negative")
+    con = queries.open_db(args.db)
+    try:
+        runs = queries.runs(con)
+        base = refs.resolve(args.baseline, runs, latest=args.runs)
+        cand = refs.resolve(args.candidate, runs, latest=args.runs)
+        refs.check_disjoint(base, cand)
+        rows = [
+            (queries.results(con, run_ids=s.run_ids), queries.cases(con, run_ids=s.run_ids))
+            for s in (base, cand)
+        ]
+    finally:
+        con.close()
+    from dtf import analysis_views
+    from projections import regressions
+    from projections.report_json import dumps
+
+    baseline, candidate = (regressions.samples(*side) for side in rows)
+    changes = regressions.compare(
+        baseline, candidate, alpha=args.alpha, threshold_pct=args.threshold
+    )
+    if args.format == "json":
+        doc = {
+            "baseline": refs.selection_json(base),
+            "candidate": refs.selection_json(cand),
+            "alpha": args.alpha,
+            "threshold_pct": args.threshold,
+            "regressions": sum(c.verdict == "regression" for c in changes),
+            "metrics": [regressions.change_json(c) for c in changes],
+        }
+        sys.stdout.write(dumps(doc))
+    else:
+        analysis_views.print_regressions(console, base, cand, changes, args.alpha, args.threshold)
+    return 1 if regressions.regressed(changes) else 0
+
+
+def _trends(args: argparse.Namespace, console: Console) -> int:
+    if args.input is not None:
+        return _trends_of_file(args, console)
+    from projections import queries, series
+
+    if args.min_points < 1:
+        raise ConfigError("--min-points must be at least 1")
+    con = queries.open_db(args.db)
+    try:
+        chosen = series.metric_series(queries.results(con)) + series.duration_series(
+            queries.cases(con), min_points=args.min_points
+        )
+    finally:
+        con.close()
+    chosen = series.select(chosen, args.metric)
+    if args.metric is not None and not chosen:
+        raise ConfigError(f"no series of metric {args.metric!r} in {args.db}")
+    from dtf import analysis_views
+    from projections import trends
+    from projections.report_json import dumps
+
+    changes = trends.of_series(chosen)
+    if args.format == "json":
+        sys.stdout.write(dumps(trends.series_json(changes)))
+    else:
+        units = {s.label: s.unit for s in chosen}
+        located = {k: [(c.change, c.commit) for c in v] for k, v in changes.items()}
+        analysis_views.print_trends(console, located, units)
+    return 0
+
+
+def _trends_of_file(args: argparse.Namespace, console: Console) -> int:
+    from projections import trend_input
+
+    values = trend_input.load(args.input)
+    if args.metric is not None:
+        if args.metric not in values:
+            raise ConfigError(f"no series {args.metric!r} in {args.input}")
+        values = {args.metric: values[args.metric]}
+    from dtf import analysis_views
+    from projections import trends
+    from projections.report_json import dumps
+
+    found = trends.of_values(values)
+    if args.format == "json":
+        sys.stdout.write(dumps(trends.values_json(found)))
+    else:
+        analysis_views.print_trends(
+            console, {k: [(c, "") for c in v] for k, v in found.items()}, {}
+        )
+    return 0
+
+
+def _errors(args: argparse.Namespace, console: Console) -> int:
+    from projections import queries
+
+    window = parse_age(args.window, "--window")
+    if not 0 < args.similarity <= 1:
+        raise ConfigError("--similarity must be in (0, 1]")
+    if args.min_count < 1:
+        raise ConfigError("--min-count must be at least 1")
+    since = time.time() - window
+    con = queries.open_db(args.db)
+    try:
+        rows = queries.errors(con, since=since)
+    finally:
+        con.close()
+    from dtf import analysis_views
+    from projections import error_patterns
+    from projections.report_json import dumps
+
+    found = error_patterns.patterns(rows, threshold=args.similarity, min_count=args.min_count)
+    if args.format == "json":
+        doc = {
+            "window": args.window,
+            "since": since,
+            "errors": len(rows),
+            "patterns": [error_patterns.pattern_json(p) for p in found],
+        }
+        sys.stdout.write(dumps(doc))
+    else:
+        analysis_views.print_errors(console, found, len(rows), args.window)
+    return 0

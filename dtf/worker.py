@@ -11,8 +11,8 @@ was cancelled or given to someone else in the meantime.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import logging
 import os
 import re

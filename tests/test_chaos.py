@@ -16,8 +16,7 @@ from dtf.lease import LEADER_BUCKET, LEADER_KEY
 from dtf.store import EventStore
 from events.catalogue import TaskResultSuperseded, TaskStarted
 from tests.audit import check_exactly_once
-from tests.conftest import eventually
-from tests.test_cluster import Cluster, cluster, project  # noqa: F401 - fixture
+from tests.conftest import Cluster, eventually, project
 
 SLOW_SUITE = {
     f"test_m{m}.py": "import time, pytest\n\n@pytest.mark.parametrize('n', range(4))\n"

@@ -4,82 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-import pytest
 
-from dtf.server import LocalServer
 from dtf.store import EventStore
 from events.catalogue import TaskAssigned
-from tests.conftest import eventually
-
-PY = sys.executable
-
-
-@dataclass
-class Cluster:
-    server: LocalServer
-    tmp: Path
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "DTF_SERVER": self.server.url}
-
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - kept by the child
-        proc = subprocess.Popen(
-            [PY, "-m", "dtf", "--log-level", "INFO", *args],
-            env=env or self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs[name] = proc
-        return proc
-
-    def worker(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        proc = self.start(
-            name,
-            "worker",
-            "--id",
-            name,
-            "--cache-dir",
-            str(self.tmp / f"cache-{name}"),
-            *args,
-            env=env,
-        )
-        eventually(lambda: "ready" in (self.tmp / f"{name}.log").read_text(), timeout=30)
-        return proc
-
-    def run(self, project: Path, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [PY, "-m", "dtf", "run", "--no-progress", *args],
-            cwd=project,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-
-@pytest.fixture
-def cluster(nats_server: LocalServer, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(nats_server, tmp_path)
-    yield c
-    c.stop()
+from tests.conftest import PY, Cluster, eventually, project
 
 
 def dtf(*args: str, cluster: Cluster, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -91,14 +24,6 @@ def dtf(*args: str, cluster: Cluster, cwd: Path) -> subprocess.CompletedProcess[
         text=True,
         timeout=60,
     )
-
-
-def project(tmp_path: Path, files: dict[str, str]) -> Path:
-    root = tmp_path / "proj"
-    root.mkdir()
-    for name, text in files.items():
-        (root / name).write_text(text)
-    return root
 
 
 def test_killed_worker_task_is_retried_elsewhere(cluster: Cluster, tmp_path: Path) -> None:
@@ -130,8 +55,10 @@ def test_killed_worker_task_is_retried_elsewhere(cluster: Cluster, tmp_path: Pat
     assert {c["outcome"] for c in report["cases"]} == {"passed"}
     # The killed worker's pytest process does not outlive it.
     eventually(
-        lambda: not psutil.pid_exists(test_pid)
-        or psutil.Process(test_pid).status() == psutil.STATUS_ZOMBIE,
+        lambda: (
+            not psutil.pid_exists(test_pid)
+            or psutil.Process(test_pid).status() == psutil.STATUS_ZOMBIE
+        ),
         timeout=15,
     )
     # The audit trail shows the loss, the failed attempt and the retry on w2.
