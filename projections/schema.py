@@ -99,11 +99,11 @@ TABLES: dict[str, str] = {
             worker_id VARCHAR,
             commit VARCHAR,
             branch VARCHAR,
-            at DOUBLE
+            "at" DOUBLE
         )""",
     "errors": """
         CREATE TABLE IF NOT EXISTS errors (
-            at DOUBLE,
+            "at" DOUBLE,
             run_id VARCHAR,
             task_id VARCHAR,
             attempt INTEGER,
@@ -137,7 +137,7 @@ TABLES: dict[str, str] = {
     "worker_status": """
         CREATE TABLE IF NOT EXISTS worker_status (
             worker_id VARCHAR,
-            at DOUBLE,
+            "at" DOUBLE,
             status VARCHAR,
             reason VARCHAR
         )""",
