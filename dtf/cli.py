@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from dtf import __version__
 from dtf.config import load_settings, server_url, servers
 from dtf.core import requirements
 from dtf.core.scheduling import DEFAULT_STRATEGY, STRATEGIES, strategy
-from dtf.errors import ConfigError, DtfError
+from dtf.errors import ConfigError, DtfError, StoreError
 from events import topology
 
 DEFAULT_LOCAL = "nats://127.0.0.1:4222"
@@ -146,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     server.add_argument("--port", type=int, default=4222)
     server.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start an N-node JetStream cluster on loopback (random ports) "
+        "instead of one server; streams get 3 replicas when N >= 3",
+    )
+    server.add_argument(
         "--store",
         type=Path,
         default=Path("dtf-store"),
@@ -261,16 +270,33 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    from dtf.server import start_server
+    from dtf.server import start_cluster_servers, start_server
 
-    server = start_server(store_dir=args.store, host=args.host, port=args.port)
-    print(f"nats-server listening on {server.url} (store {args.store}); Ctrl-C stops it")
+    if args.cluster:
+        if args.cluster < 1:
+            raise ConfigError("--cluster needs a number of nodes, e.g. --cluster 3")
+        cluster = start_cluster_servers(args.cluster, args.store)
+        processes = [n.process for n in cluster.nodes]
+        print(f"{args.cluster}-node cluster (store {args.store}); give clients all URLs:")
+        print(f"  --server {','.join(cluster.urls)}")
+        stop = cluster.stop
+    else:
+        server = start_server(store_dir=args.store, host=args.host, port=args.port)
+        processes = [server.process]
+        print(f"nats-server listening on {server.url} (store {args.store}); Ctrl-C stops it")
+        stop = server.stop
+    # SIGTERM stops the servers as Ctrl-C does, instead of orphaning them.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        server.process.wait()
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)  # until Ctrl-C, or a node dies
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        stop()
+    dead = [p.returncode for p in processes if p.returncode not in (None, 0, -15)]
+    if dead:
+        raise StoreError(f"nats-server exited with code {dead[0]}; see its log in {args.store}")
     return 0
 
 

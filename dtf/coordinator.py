@@ -124,7 +124,9 @@ class Coordinator:
             self.last_beat.setdefault(worker_id, now)  # a grace period for workers we inherit
         self._ready.set()
         self.lease = Lease(
-            await leader_bucket(self.store.js, self.lease_ttl), self.id, self.lease_ttl
+            await leader_bucket(self.store.js, self.lease_ttl, self.store.replicas),
+            self.id,
+            self.lease_ttl,
         )
         api_sub = await self.store.nc.subscribe(
             PLAN_SUBJECT, queue="dtf-coordinators", cb=self._on_plan

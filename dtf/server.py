@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -67,6 +68,7 @@ class LocalServer:
 def start_server(
     *,
     store_dir: Path | None = None,
+    extra_args: tuple[str, ...] = (),
     host: str = "127.0.0.1",
     port: int = -1,
     timeout: float = 10.0,
@@ -91,6 +93,7 @@ def start_server(
         str(store_dir),
         "--ports_file_dir",
         str(ports_dir),
+        *extra_args,
     ]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -114,3 +117,62 @@ def start_server(
         raise StoreError(f"nats-server did not start within {timeout:g}s")
     finally:
         shutil.rmtree(ports_dir, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalCluster:
+    """N nats-server nodes on loopback forming one JetStream cluster."""
+
+    nodes: list[LocalServer]
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_cluster_servers(
+    size: int, base_dir: Path | None = None, *, name: str = "dtf", timeout: float = 20.0
+) -> LocalCluster:
+    """Start `size` nodes with the shared nats.conf plus cluster flags (routes to each other).
+
+    Every node gets its own store under base_dir/<node name>; client ports are random.
+    """
+    base = base_dir or Path(tempfile.mkdtemp(prefix="dtf-cluster-"))
+    route_ports = [free_port() for _ in range(size)]
+    routes = ",".join(f"nats://127.0.0.1:{p}" for p in route_ports)
+    nodes: list[LocalServer] = []
+    try:
+        for i, port in enumerate(route_ports):
+            node_name = f"{name}-{i + 1}"
+            nodes.append(
+                start_server(
+                    store_dir=base / node_name,
+                    log_file=base / f"{node_name}.log",
+                    timeout=timeout,
+                    extra_args=(
+                        "--server_name",
+                        node_name,
+                        "--cluster_name",
+                        name,
+                        "--cluster",
+                        f"nats://127.0.0.1:{port}",
+                        "--routes",
+                        routes,
+                    ),
+                )
+            )
+    except Exception:
+        for node in nodes:
+            node.stop()
+        raise
+    return LocalCluster(nodes)

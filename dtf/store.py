@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -105,41 +106,61 @@ class EventStore:
         except Exception:  # closing a broken connection must not mask the real exit reason
             await self.nc.close()
 
-    async def ensure_topology(self) -> None:
-        """Create the streams and buckets that do not exist yet (idempotent)."""
-        try:
-            for spec in topology.STREAMS:
-                config = api.StreamConfig(
-                    name=spec.name,
-                    subjects=list(spec.subjects),
-                    storage=api.StorageType.FILE,
-                    max_age=spec.max_age_s or None,
-                    max_bytes=spec.max_bytes,
-                    duplicate_window=spec.duplicate_window_s,
-                )
-                try:
-                    await self.js.stream_info(spec.name)
-                except nats.js.errors.NotFoundError:
-                    await self.js.add_stream(config)
-            await self._bucket(topology.HEARTBEATS)
-            try:
-                await self.js.object_store(topology.BUNDLES_BUCKET)
-            except nats.js.errors.BucketNotFoundError:
-                await self.js.create_object_store(
-                    topology.BUNDLES_BUCKET,
-                    config=api.ObjectStoreConfig(
-                        bucket=topology.BUNDLES_BUCKET, ttl=topology.BUNDLES_TTL_S
-                    ),
-                )
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot set up JetStream streams: {exc}") from None
+    @property
+    def replicas(self) -> int:
+        """3 on a cluster of three or more nodes (all URLs given, or learnt from the server)."""
+        known = {u.netloc for u in self.nc.servers} | {u.netloc for u in self.nc.discovered_servers}
+        return 3 if len(known) >= 3 else 1
 
-    async def _bucket(self, spec: topology.BucketSpec) -> None:
+    async def ensure_topology(self, within: float = 30.0) -> None:
+        """Create the streams and buckets that do not exist yet (idempotent).
+
+        A cluster that just started may still be electing its JetStream leader and refuse;
+        that is retried until `within` seconds have passed.
+        """
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                await self._create_topology()
+                return
+            except (nats.errors.Error, TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"cannot set up JetStream streams: {exc}") from None
+                await asyncio.sleep(0.5)
+
+    async def _create_topology(self) -> None:
+        replicas = self.replicas
+        for spec in topology.STREAMS:
+            config = api.StreamConfig(
+                name=spec.name,
+                subjects=list(spec.subjects),
+                storage=api.StorageType.FILE,
+                max_age=spec.max_age_s or None,
+                max_bytes=spec.max_bytes,
+                duplicate_window=spec.duplicate_window_s,
+                num_replicas=replicas,
+            )
+            try:
+                await self.js.stream_info(spec.name)
+            except nats.js.errors.NotFoundError:
+                await self.js.add_stream(config)
+        await self._bucket(topology.HEARTBEATS, replicas)
+        try:
+            await self.js.object_store(topology.BUNDLES_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            await self.js.create_object_store(
+                topology.BUNDLES_BUCKET,
+                config=api.ObjectStoreConfig(
+                    bucket=topology.BUNDLES_BUCKET, ttl=topology.BUNDLES_TTL_S, replicas=replicas
+                ),
+            )
+
+    async def _bucket(self, spec: topology.BucketSpec, replicas: int) -> None:
         try:
             await self.js.key_value(spec.name)
         except nats.js.errors.BucketNotFoundError:
             await self.js.create_key_value(
-                bucket=spec.name, ttl=spec.ttl_s or None, history=spec.history
+                bucket=spec.name, ttl=spec.ttl_s or None, history=spec.history, replicas=replicas
             )
 
     # --- writing ------------------------------------------------------------------------
@@ -167,6 +188,29 @@ class EventStore:
         except (nats.errors.Error, TimeoutError) as exc:
             raise StoreError(f"could not append {subject}: {type(exc).__name__}") from None
         return ack.seq
+
+    async def append_retrying(
+        self, event: AnyEvent, expected_last_seq: int | None = None, *, within: float = 120.0
+    ) -> int:
+        """`append`, retried with backoff while the server is unreachable or electing a leader.
+
+        Safe because the retry carries the same Nats-Msg-Id: a write that was stored but whose
+        ack was lost is acknowledged again, not stored twice.  A ConcurrencyConflict is an
+        answer, not a failure, and is raised at once.
+        """
+        deadline = time.monotonic() + within
+        delay = 0.1
+        while True:
+            try:
+                return await self.append(event, expected_last_seq)
+            except ConcurrencyConflict:
+                raise
+            except StoreError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("retrying %s: %s", type(event).__name__, exc)
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
 
     async def append_many(self, events: Sequence[AnyEvent], concurrency: int = 64) -> list[int]:
         """Append unguarded events pipelined, `concurrency` in flight; returns their sequences."""

@@ -113,7 +113,7 @@ class Worker:
         return cls(id=uuid.uuid4().hex, at=time.time(), actor=self.id, **fields)
 
     async def _register(self) -> None:
-        await self.store.append(
+        await self.store.append_retrying(
             self._event(
                 WorkerRegistered, worker_id=self.id, capabilities=self.caps, slots=len(self.slots)
             )
@@ -150,7 +150,7 @@ class Worker:
                 beat = group.create_task(self._heartbeat(kv, stop))
                 loops = [group.create_task(self._slot_loop(s, stop)) for s in self.slots]
                 await stop.wait()
-                await self.store.append(self._event(WorkerDraining, worker_id=self.id))
+                await self.store.append_retrying(self._event(WorkerDraining, worker_id=self.id))
                 await self._drain(sub)
                 for loop in loops:
                     loop.cancel()
@@ -161,7 +161,9 @@ class Worker:
             for slot in self.slots:
                 if slot.session is not None:
                     await slot.session.close()
-        await self.store.append(self._event(WorkerStopped, worker_id=self.id, reason="drained"))
+        await self.store.append_retrying(
+            self._event(WorkerStopped, worker_id=self.id, reason="drained")
+        )
         try:
             await kv.delete(self.id)
             await sub.unsubscribe()
@@ -261,7 +263,7 @@ class Worker:
         assigned = job.assigned
         spec = await self._spec(assigned.task_id)
         try:
-            started_seq = await self.store.append(
+            started_seq = await self.store.append_retrying(
                 self._event(
                     TaskStarted,
                     task_id=assigned.task_id,
@@ -297,12 +299,12 @@ class Worker:
             if isinstance(result, TaskCompleted):
                 result = msgspec.structs.replace(result, duration=time.monotonic() - began)
         try:
-            await self.store.append(result, expected_last_seq=started_seq)
+            await self.store.append_retrying(result, expected_last_seq=started_seq)
         except ConcurrencyConflict:
             # The attempt was given up on (we were declared lost, or it timed out): the
             # result is not applied, but the audit trail shows it arrived.
             log.warning("result for %s attempt %d superseded", spec.task_id, assigned.attempt)
-            await self.store.append(
+            await self.store.append_retrying(
                 self._event(
                     TaskResultSuperseded,
                     task_id=spec.task_id,

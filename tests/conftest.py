@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dtf.server import LocalServer, start_server
+from dtf.server import LocalServer, start_cluster_servers, start_server
 from dtf.store import EventStore
 
 
@@ -61,13 +61,13 @@ PY = sys.executable
 
 @dataclass
 class Cluster:
-    server: LocalServer
+    url: str  # one or more comma-separated server URLs
     tmp: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "DTF_SERVER": self.server.url}
+        return {**os.environ, "DTF_SERVER": self.url}
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - kept by the child
@@ -113,7 +113,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(nats_server: LocalServer, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(nats_server, tmp_path)
+    c = Cluster(nats_server.url, tmp_path)
     yield c
     c.stop()
 
@@ -124,3 +124,11 @@ def project(tmp_path: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (root / name).write_text(text)
     return root
+
+
+@pytest.fixture
+def nats3(tmp_path: Path) -> Iterator[list[LocalServer]]:
+    """A 3-node JetStream cluster on loopback."""
+    servers = start_cluster_servers(3, tmp_path / "nats3")
+    yield servers.nodes
+    servers.stop()

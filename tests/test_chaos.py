@@ -27,7 +27,7 @@ SLOW_SUITE = {
 
 def records(url: str):
     async def load():
-        store = await EventStore.connect(url)
+        store = await EventStore.connect(url.split(","))
         try:
             return await store.load("dtf.evt.>", timeout=60)
         finally:
@@ -54,7 +54,7 @@ def test_workers_killed_repeatedly_mid_task(cluster: Cluster, tmp_path: Path) ->
     for name in ("w1", "w2", "w3"):
         cluster.worker(name)
     run = cluster.run(root, ".", "--split", "test", "--json", "r.json", "--max-attempts", "5")
-    url = cluster.server.url
+    url = cluster.url
     for victim, replacement in (("w1", "w4"), ("w2", "w5")):
         eventually(lambda v=victim: started_on(url, v) > 0, timeout=60, interval=0.1)
         cluster.procs[victim].send_signal(signal.SIGKILL)
@@ -70,7 +70,7 @@ def test_leader_killed_mid_run(cluster: Cluster, tmp_path: Path) -> None:
     cluster.start("c2", "coordinator", "--id", "c2")
     cluster.worker("w1", "--slots", "2")
     run = cluster.run(root, ".", "--split", "test", "--json", "r.json")
-    url = cluster.server.url
+    url = cluster.url
     eventually(lambda: started_on(url, "w1") >= 3, timeout=60, interval=0.1)
 
     async def leader() -> str:
@@ -110,7 +110,7 @@ def test_frozen_worker_past_its_ttl_is_replaced_and_its_late_result_superseded(
     eventually(gate.exists, timeout=60)
     frozen.send_signal(signal.SIGSTOP)
     cluster.worker("w2")
-    url = cluster.server.url
+    url = cluster.url
     try:
         eventually(lambda: started_on(url, "w2") > 0, timeout=60, interval=0.2)
         run_id = finish(run, root)
@@ -134,6 +134,38 @@ def test_two_coordinators_started_at_the_same_instant(cluster: Cluster, tmp_path
     cluster.worker("w2", "--slots", "2")
     run = cluster.run(root, ".", "--split", "test", "--json", "r.json")
     run_id = finish(run, root)
-    log = records(cluster.server.url)
+    log = records(cluster.url)
     check_exactly_once(log, run_id)
     assert len({getattr(r.event, "term", 0) for r in log} - {0}) == 1  # one leader throughout
+
+
+def test_nats_node_stopped_mid_run(nats3, tmp_path: Path) -> None:
+    """One node of a 3-node cluster goes away mid-run; clients carry on with the others."""
+    from tests.conftest import Cluster
+
+    urls = ",".join(n.url for n in nats3)
+    c = Cluster(urls, tmp_path)
+    try:
+        root = project(tmp_path, SLOW_SUITE)
+        c.start("coordinator", "coordinator")
+        c.worker("w1", "--slots", "2")
+        c.worker("w2", "--slots", "2")
+        run = c.run(root, ".", "--split", "test", "--json", "r.json")
+        eventually(
+            lambda: started_on(urls, "w1") + started_on(urls, "w2") >= 4, timeout=60, interval=0.2
+        )
+        nats3[0].process.send_signal(signal.SIGKILL)
+        run_id = finish(run, root)
+        survivors = ",".join(n.url for n in nats3[1:])
+        check_exactly_once(records(survivors), run_id)
+
+        async def replicas() -> int:
+            store = await EventStore.connect(survivors.split(","))
+            try:
+                return (await store.js.stream_info("DTF_EVENTS")).config.num_replicas
+            finally:
+                await store.close()
+
+        assert asyncio.run(replicas()) == 3
+    finally:
+        c.stop()

@@ -79,7 +79,7 @@ def test_assignment_made_while_worker_is_unresponsive_still_arrives(
         run = cluster.run(root, ".")
 
         async def assigned() -> bool:
-            store = await EventStore.connect(cluster.server.url)
+            store = await EventStore.connect(cluster.url)
             try:
                 records = await store.load("dtf.evt.task.>")
             finally:
@@ -239,7 +239,7 @@ def test_coordinator_answers_recorded_durations(cluster: Cluster, tmp_path: Path
     assert run.returncode == 0
 
     async def ask() -> PlanReply:
-        nc = await nats.connect(cluster.server.url)
+        nc = await nats.connect(cluster.url)
         try:
             msg = await nc.request(
                 PLAN_SUBJECT,
