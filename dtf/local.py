@@ -67,7 +67,8 @@ class LocalCluster:
 def start_cluster(workers: int, *, labels: Sequence[str] = ()) -> LocalCluster:
     """The server and N worker processes; `dtf run` runs the coordinator in-process."""
     log_dir = Path(tempfile.mkdtemp(prefix="dtf-logs-"))
-    server = start_server(log_file=log_dir / "nats-server.log")
+    # The store is a temporary directory deleted after the run: fsync would buy nothing.
+    server = start_server(log_file=log_dir / "nats-server.log", durable=False)
     cluster = LocalCluster(server, log_dir)
     for i in range(workers):
         label_args = [a for label in labels for a in ("--label", label)]

@@ -44,6 +44,13 @@ def config_file() -> Path:
     raise ConfigError("nats.conf not found next to the dtf package")
 
 
+def lazy_fsync(conf: str) -> str:
+    """nats.conf without `sync_interval: always`: for stores that are thrown away anyway."""
+    return "\n".join(
+        line for line in conf.splitlines() if line.strip() != "sync_interval: always"
+    )
+
+
 @dataclass
 class LocalServer:
     """A nats-server child process; `url` is where clients connect."""
@@ -69,6 +76,8 @@ def start_server(
     *,
     store_dir: Path | None = None,
     extra_args: tuple[str, ...] = (),
+    config: Path | None = None,
+    durable: bool = True,
     host: str = "127.0.0.1",
     port: int = -1,
     timeout: float = 10.0,
@@ -81,10 +90,13 @@ def start_server(
         store_dir = Path(temp.name)
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = Path(tempfile.mkdtemp(prefix="dtf-ports-"))
+    if config is None and not durable:
+        config = ports_dir / "lazy-fsync.conf"
+        config.write_text(lazy_fsync(config_file().read_text()))
     args = [
         server_binary(),
         "-c",
-        str(config_file()),
+        str(config or config_file()),
         "-a",
         host,
         "-p",

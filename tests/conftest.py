@@ -19,7 +19,9 @@ from dtf.store import EventStore
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[LocalServer]:
-    server = start_server(store_dir=tmp_path / "js", log_file=tmp_path / "nats.log")
+    server = start_server(
+        store_dir=tmp_path / "js", log_file=tmp_path / "nats.log", durable=False
+    )
     yield server
     server.stop()
 
