@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import socket
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from dtf.bundle import BundleCache
+from dtf.checkpoint import Checkpoints
 from dtf.errors import ConcurrencyConflict, DtfError, StoreError
 from dtf.hardware import detect
 from dtf.runner.pytest_session import PytestSession
@@ -40,6 +42,7 @@ from events.catalogue import (
     CaseResult,
     TaskAssigned,
     TaskCancelled,
+    TaskCheckpointed,
     TaskCompleted,
     TaskFailed,
     TaskQueued,
@@ -83,6 +86,8 @@ class Slot:
     session: PytestSession | None = None
     session_key: tuple[str, tuple[str, ...]] = ("", ())
     task_id: str = ""
+    attempt: int = 0
+    last_seq: int = 0  # sequence of this attempt's latest event: the guard for the next one
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -103,6 +108,7 @@ class Worker:
         self.slots = [Slot(i) for i in range(max(1, slots))]
         self.labels = labels
         self.cache = BundleCache(cache_dir or default_cache_dir())
+        self.checkpoints = Checkpoints(store)
         self.jobs: asyncio.Queue[Job] = asyncio.Queue()
         self.running: dict[str, Slot] = {}
         self._log_tasks: set[asyncio.Future] = set()
@@ -263,7 +269,7 @@ class Worker:
         assigned = job.assigned
         spec = await self._spec(assigned.task_id)
         try:
-            started_seq = await self.store.append_retrying(
+            slot.last_seq = await self.store.append_retrying(
                 self._event(
                     TaskStarted,
                     task_id=assigned.task_id,
@@ -276,6 +282,7 @@ class Worker:
             log.info("task %s moved on before it started here; skipped", assigned.task_id)
             return
         began = time.monotonic()
+        slot.attempt = assigned.attempt
         try:
             result = await self._execute(slot, spec)
         except Exception as exc:
@@ -299,7 +306,9 @@ class Worker:
             if isinstance(result, TaskCompleted):
                 result = msgspec.structs.replace(result, duration=time.monotonic() - began)
         try:
-            await self.store.append_retrying(result, expected_last_seq=started_seq)
+            # Guarded by this attempt's own last write: any other writer (a coordinator that
+            # gave up on the attempt) makes it stale.
+            await self.store.append_retrying(result, expected_last_seq=slot.last_seq)
         except ConcurrencyConflict:
             # The attempt was given up on (we were declared lost, or it timed out): the
             # result is not applied, but the audit trail shows it arrived.
@@ -319,13 +328,7 @@ class Worker:
         workdir = await self.cache.get(self.store, spec.bundle) if spec.bundle else Path.cwd()
         if spec.kind == "command":
             began = time.monotonic()
-            outcome = await run_command(
-                list(spec.argv),
-                cwd=workdir,
-                timeout=spec.timeout,
-                on_output=self._log_sink(spec.task_id),
-                cancelled=slot.cancelled,
-            )
+            outcome = await self._run_with_checkpoints(slot, spec, workdir)
             if outcome.category is not None:
                 return self._event(
                     TaskFailed,
@@ -388,6 +391,46 @@ class Worker:
             outcome="failed" if failed else "passed",
             cases=res.cases,
         )
+
+    async def _run_with_checkpoints(self, slot: Slot, spec: TaskQueued, workdir: Path):
+        """Run a command task with DTF_CHECKPOINT_DIR restored from the last attempt's save."""
+        with tempfile.TemporaryDirectory(prefix="dtf-task-") as tmp:
+            directory = Path(tmp) / "checkpoint"
+            if await self.checkpoints.restore(spec.task_id, directory):
+                log.info("task %s resumes from its checkpoint", spec.task_id)
+
+            async def saved(size: int) -> None:
+                event = self._event(
+                    TaskCheckpointed,
+                    task_id=spec.task_id,
+                    worker_id=self.id,
+                    attempt=slot.attempt,
+                    size=size,
+                )
+                # Guarded like every write of the attempt; a conflict means it was
+                # superseded, which its result write will record.
+                with contextlib.suppress(ConcurrencyConflict):
+                    slot.last_seq = await self.store.append_retrying(event, slot.last_seq)
+
+            saver = asyncio.create_task(
+                self.checkpoints.keep_saving(spec.task_id, directory, saved)
+            )
+            try:
+                outcome = await run_command(
+                    list(spec.argv),
+                    cwd=workdir,
+                    timeout=spec.timeout,
+                    on_output=self._log_sink(spec.task_id),
+                    cancelled=slot.cancelled,
+                    env={"DTF_CHECKPOINT_DIR": str(directory)},
+                )
+            finally:
+                saver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await saver
+        if outcome.category is None:
+            await self.checkpoints.forget(spec.task_id)  # done: nothing left to resume
+        return outcome
 
     async def _rerun_failures(self, session: PytestSession, spec: TaskQueued, res):
         """Run failing tests again, up to `spec.reruns` times; a pass then is flaky."""

@@ -182,6 +182,15 @@ class TaskRetryScheduled(Event, frozen=True, tag="task.retry_scheduled"):
     term: int = 0
 
 
+class TaskCheckpointed(Event, frozen=True, tag="task.checkpointed"):
+    """The running attempt's checkpoint directory was saved (object store, dtf_checkpoints)."""
+
+    task_id: str
+    worker_id: str
+    attempt: int = 1
+    size: int = 0
+
+
 class TaskResultSuperseded(Event, frozen=True, tag="task.superseded"):
     """A worker finished an attempt that had already been given up on; kept for the audit."""
 
@@ -251,6 +260,7 @@ TaskEvent = (
     | TaskCompleted
     | TaskFailed
     | TaskRetryScheduled
+    | TaskCheckpointed
     | TaskResultSuperseded
     | TaskCancelled
 )

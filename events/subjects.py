@@ -21,6 +21,7 @@ from events.catalogue import (
     RunSubmitted,
     TaskAssigned,
     TaskCancelled,
+    TaskCheckpointed,
     TaskCompleted,
     TaskFailed,
     TaskQueued,
@@ -111,6 +112,8 @@ def subject_of(event: AnyEvent) -> str:
             return task_subject(t, "cancelled")
         case TaskRetryScheduled(task_id=t):
             return task_subject(t, "retry_scheduled")
+        case TaskCheckpointed(task_id=t):
+            return task_subject(t, "checkpointed")
         case TaskResultSuperseded(task_id=t):
             return task_subject(t, "superseded")
         case WorkerRegistered(worker_id=w):

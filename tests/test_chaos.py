@@ -169,3 +169,39 @@ def test_nats_node_stopped_mid_run(nats3, tmp_path: Path) -> None:
         assert asyncio.run(replicas()) == 3
     finally:
         c.stop()
+
+
+COUNTER = """
+import json, os, pathlib, sys, time
+ckpt = pathlib.Path(os.environ["DTF_CHECKPOINT_DIR"]) / "count"
+start = int(ckpt.read_text()) if ckpt.exists() else 0
+progress = pathlib.Path(sys.argv[1])
+for i in range(start, 40):
+    time.sleep(0.05)
+    ckpt.write_text(str(i + 1))
+    progress.write_text(str(i + 1))
+json.dump({"resumed_from": start}, open(os.environ["DTF_RESULTS_FILE"], "w"))
+"""
+
+
+def test_checkpoint_survives_a_killed_worker(cluster: Cluster, tmp_path: Path) -> None:
+    """A command counting to 40 is killed midway; the retry resumes from its checkpoint."""
+    script = tmp_path / "counter.py"
+    script.write_text(COUNTER)
+    progress = tmp_path / "progress"
+    root = project(tmp_path, {"README": "counter\n"})
+    cluster.start("coordinator", "coordinator")
+    victim = cluster.worker("w1")
+    run = cluster.run(root, "--command", f"python {script} {progress}", "--json", "r.json")
+    eventually(lambda: progress.exists() and int(progress.read_text() or 0) >= 25, timeout=60)
+    url = cluster.url
+    eventually(
+        lambda: any(type(r.event).__name__ == "TaskCheckpointed" for r in records(url)),
+        timeout=10,
+    )
+    cluster.worker("w2")
+    victim.send_signal(signal.SIGKILL)
+    finish(run, root)
+    metrics = json.loads((root / "r.json").read_text())["extra"]["metrics"]
+    [values] = metrics.values()
+    assert values["resumed_from"] > 0

@@ -325,6 +325,7 @@ def test_json_round_trip(tmp_path: Path) -> None:
         "duration": 0.001,
         "message": "",
         "longrepr": "",
+        "reruns": 0,
     }
     assert os.listdir(path.parent) == ["run.json"]
 

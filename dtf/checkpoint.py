@@ -1,0 +1,101 @@
+"""Checkpoints of a running task, so a retried attempt resumes instead of starting over.
+
+A command task gets an empty directory in `DTF_CHECKPOINT_DIR`.  Whatever it writes there is
+saved to the object store (bucket `dtf_checkpoints`, one object per task) every `interval`
+seconds when it changed, and when the task ends; writing a file is the checkpoint call.  The
+next attempt of the same task, on whatever worker, starts with the latest saved copy restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import nats.errors
+import nats.js.errors
+from nats.js import api
+
+from dtf.bundle import extract, pack
+from dtf.store import EventStore
+
+log = logging.getLogger(__name__)
+BUCKET = "dtf_checkpoints"
+INTERVAL_S = 1.0
+
+
+class Checkpoints:
+    """Owns the checkpoint bucket: restore, save and forget one task's directory."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self._bucket = None
+
+    async def bucket(self):
+        if self._bucket is None:
+            try:
+                self._bucket = await self.store.js.object_store(BUCKET)
+            except nats.js.errors.BucketNotFoundError:
+                self._bucket = await self.store.js.create_object_store(
+                    BUCKET,
+                    config=api.ObjectStoreConfig(
+                        bucket=BUCKET, ttl=7 * 86400, replicas=self.store.replicas
+                    ),
+                )
+        return self._bucket
+
+    @staticmethod
+    def name(task_id: str) -> str:
+        return task_id.replace(".", "-")
+
+    async def restore(self, task_id: str, dest: Path) -> bool:
+        """Extract the task's latest checkpoint into dest (which must not exist yet)."""
+        try:
+            result = await (await self.bucket()).get(self.name(task_id))
+        except nats.js.errors.ObjectNotFoundError:
+            dest.mkdir(parents=True)
+            return False
+        await asyncio.to_thread(extract, result.data or b"", dest)
+        return True
+
+    async def save(self, task_id: str, directory: Path, last: str = "") -> tuple[str, int]:
+        """Save the directory unless its content hash equals `last`; (hash, bytes saved)."""
+        sha, data = await asyncio.to_thread(pack, directory)
+        if sha == last:
+            return sha, 0
+        await (await self.bucket()).put(self.name(task_id), data)
+        return sha, len(data)
+
+    async def forget(self, task_id: str) -> None:
+        with contextlib.suppress(
+            nats.js.errors.ObjectNotFoundError, nats.errors.Error, TimeoutError
+        ):
+            await (await self.bucket()).delete(self.name(task_id))
+
+    async def keep_saving(
+        self,
+        task_id: str,
+        directory: Path,
+        on_saved: Callable[[int], Awaitable[None]],
+        interval: float = INTERVAL_S,
+    ) -> None:
+        """Save whenever the directory changed, until cancelled (then once more)."""
+        last = (await asyncio.to_thread(pack, directory))[0]  # what was restored: not new
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                last = await self._save_logged(task_id, directory, last, on_saved)
+        finally:
+            await asyncio.shield(self._save_logged(task_id, directory, last, on_saved))
+
+    async def _save_logged(self, task_id, directory, last, on_saved) -> str:
+        try:
+            sha, size = await self.save(task_id, directory, last)
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            log.warning("checkpoint of %s not saved: %s", task_id, exc)
+            return last
+        if size:
+            await on_saved(size)
+        return sha
