@@ -46,9 +46,7 @@ def config_file() -> Path:
 
 def lazy_fsync(conf: str) -> str:
     """nats.conf without `sync_interval: always`: for stores that are thrown away anyway."""
-    return "\n".join(
-        line for line in conf.splitlines() if line.strip() != "sync_interval: always"
-    )
+    return "\n".join(line for line in conf.splitlines() if line.strip() != "sync_interval: always")
 
 
 @dataclass
