@@ -355,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    console = Console(highlight=False)
+    # Piped output (CI logs, files) gets wide lines rather than tables cut at 80 columns.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     try:
         if args.cmd == "run":
             return asyncio.run(_run(args, pytest_args, console))

@@ -253,3 +253,55 @@ def test_coordinator_answers_recorded_durations(cluster: Cluster, tmp_path: Path
     reply = asyncio.run(ask())
     assert list(reply.durations) == ["test_a.py::test_a"]
     assert reply.slots == 3 and reply.workers == 1
+
+
+def test_quarantine_after_repeated_infrastructure_failures_and_enable(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    crash = "import os\n\ndef test_crash():\n    os._exit(3)\n"
+    files = {f"test_c{i}.py": crash for i in range(3)}
+    files["test_z.py"] = "def test_ok():\n    pass\n"
+    root = project(tmp_path, files)
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    run = cluster.run(root, ".", "--max-attempts", "1", "--json", "r.json")
+    eventually(
+        lambda: (
+            "worker.quarantined" in dtf("show", "worker", "w1", cluster=cluster, cwd=root).stdout
+        ),
+        timeout=90,
+        interval=0.3,
+    )
+    status = dtf("status", cluster=cluster, cwd=root)
+    assert "quarantined" in status.stdout
+    assert run.poll() is None  # test_ok waits: no worker may take it
+    enabled = dtf("worker", "enable", "w1", cluster=cluster, cwd=root)
+    assert enabled.returncode == 0, enabled.stderr
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1, (out, err)
+    cases = {c["nodeid"]: c["outcome"] for c in json.loads((root / "r.json").read_text())["cases"]}
+    assert cases["test_z.py::test_ok"] == "passed"
+    assert [cases[f"test_c{i}.py::test_crash"] for i in range(3)] == ["error"] * 3
+
+
+def test_operator_disable_and_drain(cluster: Cluster, tmp_path: Path) -> None:
+    root = project(tmp_path, {"test_a.py": "def test_a():\n    pass\n"})
+    cluster.start("coordinator", "coordinator")
+    w1 = cluster.worker("w1")
+    cluster.worker("w2")
+    assert dtf("worker", "disable", "w2", cluster=cluster, cwd=root).returncode == 0
+    unknown = dtf("worker", "drain", "nobody", cluster=cluster, cwd=root)
+    assert unknown.returncode == 2 and "no worker nobody" in unknown.stderr
+    run = cluster.run(root, ".", "--json", "r.json")
+    run.communicate(timeout=60)
+    assert run.returncode == 0
+    shown = dtf(
+        "show",
+        "run",
+        json.loads((root / "r.json").read_text())["run_id"],
+        cluster=cluster,
+        cwd=root,
+    ).stdout
+    assert "assigned.w1" in shown and "assigned.w2" not in shown
+    assert dtf("worker", "drain", "w1", cluster=cluster, cwd=root).returncode == 0
+    assert w1.wait(timeout=30) == 0  # drained on request, exited cleanly

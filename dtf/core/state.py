@@ -225,6 +225,8 @@ class View:
             return self._apply_task(event, seq)
         if key.startswith("worker:"):
             worker_id = key[7:]
+            if isinstance(event, WorkerEnabled | WorkerRegistered):
+                self.infra_streak[worker_id] = 0  # a fresh start, not a fourth strike
             new_worker = evolve_worker(self.workers.get(worker_id), event)
             return self._store(self.workers, worker_id, new_worker)
         run_id = key[4:]
