@@ -56,14 +56,14 @@ def project_files(root: Path) -> list[str]:
         # ls-files lists tracked files that were deleted in the work tree, and submodules.
         return sorted(n for n in names if (root / n).is_file() and not _skipped(n))
     except (OSError, subprocess.SubprocessError):
-        return sorted(_walk(root))
+        return sorted(walk(root))
 
 
 def _skipped(name: str) -> bool:
     return any(part in ALWAYS_SKIPPED for part in PurePosixPath(name).parts)
 
 
-def _walk(root: Path) -> Iterator[str]:
+def walk(root: Path) -> Iterator[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in ALWAYS_SKIPPED]
         for name in filenames:
@@ -72,11 +72,11 @@ def _walk(root: Path) -> Iterator[str]:
                 yield path.relative_to(root).as_posix()
 
 
-def pack(root: Path) -> tuple[str, bytes]:
-    """(sha256 hex, archive bytes) of the project under root."""
+def pack(root: Path, names: list[str] | None = None) -> tuple[str, bytes]:
+    """(sha256 hex, archive bytes) of the files under root (default: `project_files`)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in project_files(root):
+        for name in project_files(root) if names is None else names:
             path = root / name
             info = tar.gettarinfo(str(path), arcname=name)
             info.uid = info.gid = 0

@@ -18,7 +18,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import api
 
-from dtf.bundle import extract, pack
+from dtf.bundle import extract, pack, walk
 from dtf.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class Checkpoints:
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self._bucket = None
+        self.saved: set[str] = set()  # tasks with a checkpoint stored by this process
 
     async def bucket(self):
         if self._bucket is None:
@@ -50,8 +51,14 @@ class Checkpoints:
     def name(task_id: str) -> str:
         return task_id.replace(".", "-")
 
-    async def restore(self, task_id: str, dest: Path) -> bool:
-        """Extract the task's latest checkpoint into dest (which must not exist yet)."""
+    async def restore(self, task_id: str, dest: Path, attempt: int) -> bool:
+        """Extract the task's latest checkpoint into dest (which must not exist yet).
+
+        A first attempt has nothing to resume: no round trip to the object store.
+        """
+        if attempt <= 1:
+            dest.mkdir(parents=True)
+            return False
         try:
             result = await (await self.bucket()).get(self.name(task_id))
         except nats.js.errors.ObjectNotFoundError:
@@ -61,14 +68,24 @@ class Checkpoints:
         return True
 
     async def save(self, task_id: str, directory: Path, last: str = "") -> tuple[str, int]:
-        """Save the directory unless its content hash equals `last`; (hash, bytes saved)."""
-        sha, data = await asyncio.to_thread(pack, directory)
+        """Save the directory unless it is empty or its content hash equals `last`.
+
+        Returns (hash, bytes saved).
+        """
+        names = sorted(walk(directory))
+        if not names and not last:
+            return last, 0  # the task never checkpointed: nothing to save, nothing to hash
+        sha, data = await asyncio.to_thread(pack, directory, names)
         if sha == last:
             return sha, 0
         await (await self.bucket()).put(self.name(task_id), data)
         return sha, len(data)
 
-    async def forget(self, task_id: str) -> None:
+    async def forget(self, task_id: str, attempt: int) -> None:
+        """Drop a finished task's checkpoint (if one can exist)."""
+        if attempt <= 1 and task_id not in self.saved:
+            return
+        self.saved.discard(task_id)
         with contextlib.suppress(
             nats.js.errors.ObjectNotFoundError, nats.errors.Error, TimeoutError
         ):
@@ -82,7 +99,8 @@ class Checkpoints:
         interval: float = INTERVAL_S,
     ) -> None:
         """Save whenever the directory changed, until cancelled (then once more)."""
-        last = (await asyncio.to_thread(pack, directory))[0]  # what was restored: not new
+        names = sorted(walk(directory))  # what was restored is not new
+        last = (await asyncio.to_thread(pack, directory, names))[0] if names else ""
         try:
             while True:
                 await asyncio.sleep(interval)
@@ -97,5 +115,6 @@ class Checkpoints:
             log.warning("checkpoint of %s not saved: %s", task_id, exc)
             return last
         if size:
+            self.saved.add(task_id)
             await on_saved(size)
         return sha

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--label", action="append", default=[], help="a label (repeatable)")
     worker.add_argument("--cache-dir", type=Path, help="bundle cache (default ~/.cache/dtf)")
     worker.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
+    worker.add_argument("--prewarm", metavar="JSON", help=argparse.SUPPRESS)
 
     server = sub.add_parser("server", help="run a nats-server with dtf's nats.conf")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -262,6 +264,7 @@ async def _worker(args: argparse.Namespace) -> int:
             slots=args.slots,
             labels=tuple(args.label),
             cache_dir=args.cache_dir,
+            prewarm=tuple(json.loads(args.prewarm)) if args.prewarm else None,
         )
         await _serve(worker.run)
     finally:

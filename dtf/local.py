@@ -7,6 +7,7 @@ something goes wrong.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -48,14 +49,19 @@ class LocalCluster:
         """Children that exited, with their exit codes."""
         return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
 
-    def stop(self, timeout: float = 5.0, keep_logs: bool = False) -> None:
+    def stop(self, timeout: float = 0.5, keep_logs: bool = False) -> None:
+        """SIGTERM the workers, SIGKILL what is left after `timeout`, then stop the server.
+
+        The store is thrown away, so a worker's orderly goodbye (events, consumer cleanup)
+        is not worth waiting long for; its pytest processes die with it (dtf.lifeline).
+        """
         for proc in self.processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for proc in self.processes.values():
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(max(0.05, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -64,14 +70,22 @@ class LocalCluster:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
-def start_cluster(workers: int, *, labels: Sequence[str] = ()) -> LocalCluster:
-    """The server and N worker processes; `dtf run` runs the coordinator in-process."""
+def start_cluster(
+    workers: int, *, labels: Sequence[str] = (), prewarm: Sequence[str] | None = None
+) -> LocalCluster:
+    """The server and N worker processes; `dtf run` runs the coordinator in-process.
+
+    Embedded workers share this machine's files: they run tests in the project directory
+    itself (no bundle), and with `prewarm` (pytest arguments) start collecting at once.
+    """
     log_dir = Path(tempfile.mkdtemp(prefix="dtf-logs-"))
     # The store is a temporary directory deleted after the run: fsync would buy nothing.
     server = start_server(log_file=log_dir / "nats-server.log", durable=False)
     cluster = LocalCluster(server, log_dir)
     for i in range(workers):
         label_args = [a for label in labels for a in ("--label", label)]
+        if prewarm is not None:
+            label_args += ["--prewarm", json.dumps(list(prewarm))]
         cluster.spawn(
             f"worker-{i}",
             "worker",

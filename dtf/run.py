@@ -133,7 +133,10 @@ class RunClient:
         coordinator_stop = asyncio.Event()
         try:
             if opts.server is None:
-                self.cluster = await asyncio.to_thread(start_cluster, workers, labels=opts.labels)
+                prewarm = None if opts.commands else [*opts.paths, *opts.pytest_args]
+                self.cluster = await asyncio.to_thread(
+                    start_cluster, workers, labels=opts.labels, prewarm=prewarm
+                )
                 url = self.cluster.url
             else:
                 url = opts.server
@@ -270,7 +273,8 @@ class RunClient:
         self, store: EventStore, collection: Collection | None, workers: int, started: float
     ) -> int:
         opts = self.opts
-        bundle = await upload(store, opts.root)
+        # Embedded workers run in this directory; remote ones get the code as a bundle.
+        bundle = "" if self.cluster is not None else await upload(store, opts.root)
         nodeids = [i.nodeid for i in collection.items] if collection else []
         plan = await self._plan(store, nodeids, workers)
         tasks = self._tasks(collection, plan, bundle)

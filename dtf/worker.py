@@ -88,6 +88,7 @@ class Slot:
     task_id: str = ""
     attempt: int = 0
     last_seq: int = 0  # sequence of this attempt's latest event: the guard for the next one
+    warming: asyncio.Task | None = None
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -102,8 +103,10 @@ class Worker:
         slots: int = 1,
         labels: tuple[str, ...] = (),
         cache_dir: Path | None = None,
+        prewarm: tuple[str, ...] | None = None,
     ) -> None:
         self.store = store
+        self._prewarm = prewarm
         self.id = worker_id or default_worker_id()
         self.slots = [Slot(i) for i in range(max(1, slots))]
         self.labels = labels
@@ -130,6 +133,8 @@ class Worker:
 
         A `dtf worker drain ID` request sets `stop` too.
         """
+        if self._prewarm is not None:
+            self.prewarm(self._prewarm)
         self.caps = await asyncio.to_thread(detect, self.labels)
         self._stop = stop
         await self._register()
@@ -396,7 +401,7 @@ class Worker:
         """Run a command task with DTF_CHECKPOINT_DIR restored from the last attempt's save."""
         with tempfile.TemporaryDirectory(prefix="dtf-task-") as tmp:
             directory = Path(tmp) / "checkpoint"
-            if await self.checkpoints.restore(spec.task_id, directory):
+            if await self.checkpoints.restore(spec.task_id, directory, slot.attempt):
                 log.info("task %s resumes from its checkpoint", spec.task_id)
 
             async def saved(size: int) -> None:
@@ -429,7 +434,7 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await saver
         if outcome.category is None:
-            await self.checkpoints.forget(spec.task_id)  # done: nothing left to resume
+            await self.checkpoints.forget(spec.task_id, slot.attempt)  # nothing to resume now
         return outcome
 
     async def _rerun_failures(self, session: PytestSession, spec: TaskQueued, res):
@@ -448,6 +453,9 @@ class Worker:
 
     async def _session(self, slot: Slot, workdir: Path, spec: TaskQueued) -> PytestSession:
         """The slot's persistent pytest process for this bundle and these arguments."""
+        if slot.warming is not None:
+            await slot.warming
+            slot.warming = None
         key = (spec.bundle or str(workdir), spec.args)
         if slot.session is not None and slot.session_key != key:
             await slot.session.close()
@@ -458,6 +466,20 @@ class Worker:
             )
             slot.session_key = key
         return slot.session
+
+    def prewarm(self, args: tuple[str, ...]) -> None:
+        """Start every slot's pytest for the project in the current directory now.
+
+        `dtf run` asks its embedded workers for this while it collects, so that collection
+        here overlaps with its own instead of following it.
+        """
+        workdir = Path.cwd()
+        for slot in self.slots:
+            slot.session = PytestSession(
+                workdir, list(args), on_output=lambda data, s=slot: self._log(s, data)
+            )
+            slot.session_key = (str(workdir), args)
+            slot.warming = asyncio.create_task(slot.session.warm_up(300))
 
     def _log(self, slot: Slot, data: bytes) -> None:
         if slot.task_id:

@@ -85,6 +85,23 @@ class PytestSession:
         finally:
             self._running = False
 
+    async def warm_up(self, timeout: float) -> None:
+        """Start the child and let it collect now, so that the first batch finds it ready.
+
+        Failures are not reported here: the next `run()` meets them and reports them.
+        """
+        if self._running or self.alive:
+            return
+        self._running = True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._discard("")
+                await self._start(Batch(()))
+        except TimeoutError:
+            await self._discard("warm-up timed out")
+        finally:
+            self._running = False
+
     async def close(self) -> None:
         """End the pytest session gracefully (teardown, summary), killing it if it lingers.
 
