@@ -77,8 +77,8 @@ def compare(suite: Path, rounds: int, workers: int) -> None:
     print(f"  ratio dtf / pytest = {dtf / med['pytest']:.2f}")
 
 
-async def dispatch(tasks: int, workers: int) -> None:
-    server = start_server()
+async def dispatch(tasks: int, workers: int, durable: bool = True) -> None:
+    server = start_server(durable=durable)
     procs = []
     try:
         env = {**os.environ, "DTF_SERVER": server.url}
@@ -162,7 +162,8 @@ def main() -> None:
         sys.exit(f"not a directory: {args.suite}")
     if not args.skip_compare:
         compare(args.suite.resolve(), args.rounds, args.workers)
-    asyncio.run(dispatch(args.tasks, args.workers))
+    asyncio.run(dispatch(args.tasks, args.workers, durable=True))
+    asyncio.run(dispatch(args.tasks, args.workers, durable=False))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ class Follower:
         if self._sub is not None:
             # The connection may already be gone; there is nothing left to undo then.
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()  # type: ignore[attr-defined]
+                await asyncio.wait_for(self._sub.unsubscribe(), 2)  # type: ignore[attr-defined]
             self._sub = None
 
 
@@ -101,10 +101,12 @@ class EventStore:
         return store
 
     async def close(self) -> None:
+        """Drain and close; never hangs, even when the server is gone."""
         try:
             await asyncio.wait_for(self.nc.drain(), 3)
         except Exception:  # closing a broken connection must not mask the real exit reason
-            await self.nc.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.close(), 2)
 
     @property
     def replicas(self) -> int:
