@@ -24,8 +24,15 @@ from events.catalogue import TaskQueued
 def events(n: int) -> list[TaskQueued]:
     run = uuid.uuid4().hex[:8]
     return [
-        TaskQueued(id=uuid.uuid4().hex, at=time.time(), actor="bench", task_id=f"{run}.{i}",
-                   run_id=run, kind="pytest", nodeids=(f"tests/test_x.py::test_{i}",))
+        TaskQueued(
+            id=uuid.uuid4().hex,
+            at=time.time(),
+            actor="bench",
+            task_id=f"{run}.{i}",
+            run_id=run,
+            kind="pytest",
+            nodeids=(f"tests/test_x.py::test_{i}",),
+        )
         for i in range(n)
     ]
 
@@ -64,7 +71,8 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=5000)
     asyncio.run(main(parser.parse_args().events))

@@ -13,7 +13,6 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from rich.console import Console
 
@@ -61,7 +60,6 @@ def _replay(args: argparse.Namespace, console: Console, connect_url: ConnectUrl)
     from projections.projector import replay
 
     urls = connect_url(args)
-    last: list[Any] = []
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -72,13 +70,9 @@ def _replay(args: argparse.Namespace, console: Console, connect_url: ConnectUrl)
     ) as progress:
         task = progress.add_task(f"replaying into {args.db}")
 
-        def on_progress(stats: Any) -> None:
-            last[:] = [stats]
-            progress.update(
-                task,
-                description=f"replaying into {args.db}: {stats.applied} applied, "
-                f"{stats.rejected} rejected",
-            )
+        def on_progress(last_seq: int, target: int) -> None:
+            done = f"{last_seq:,} / {target:,}" if target else f"{last_seq:,}"
+            progress.update(task, description=f"replaying into {args.db}: sequence {done}")
 
         try:
             stats = asyncio.run(
@@ -89,14 +83,14 @@ def _replay(args: argparse.Namespace, console: Console, connect_url: ConnectUrl)
         except KeyboardInterrupt:
             if not args.follow:
                 raise
-            # Ctrl-C is how --follow ends; what was applied is committed.
-            stats = last[0] if last else None
-    if stats is not None:
-        console.print(
-            f"{stats.applied} events applied, {stats.rejected} rejected "
-            f"in {stats.seconds:.2f} s into {args.db}",
-            markup=False,
-        )
+            # Ctrl-C is how --follow ends; every applied batch is already committed.
+            console.print(f"stopped following; {args.db} is up to date to the last batch")
+            return 0
+    console.print(
+        f"{stats.applied} events applied, {stats.rejected} rejected "
+        f"in {stats.seconds:.2f} s into {args.db}",
+        markup=False,
+    )
     return 0
 
 

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,63 +61,63 @@ async def run_command(
     on_output: Callable[[bytes], None] | None = None,
     cancelled: asyncio.Event | None = None,
     env: dict[str, str] | None = None,
+    results: Path,
 ) -> CommandOutcome:
-    with tempfile.TemporaryDirectory(prefix="dtf-cmd-") as tmp:
-        results = Path(tmp) / "results.json"
-        full_env = {**os.environ, **(env or {}), "DTF_RESULTS_FILE": str(results)}
+    """Run argv; the command may write its metrics to `results` (an absent file)."""
+    full_env = {**os.environ, **(env or {}), "DTF_RESULTS_FILE": str(results)}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=full_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return CommandOutcome(
+            127,
+            category="environment",
+            message=f"cannot start {argv[0]!r}: {exc.strerror or exc}",
+        )
+
+    tail = bytearray()
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            tail.extend(chunk)
+            del tail[:-TAIL_BYTES]
+            if on_output is not None:
+                on_output(chunk)
+
+    pumping = asyncio.ensure_future(pump())
+    waiting = asyncio.ensure_future(proc.wait())
+    stopper = asyncio.ensure_future(cancelled.wait()) if cancelled else None
+    pending = {waiting} | ({stopper} if stopper else set())
+    done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if stopper is not None:
+        stopper.cancel()
+    if waiting not in done:
+        kill_group(proc.pid)
+        await proc.wait()
+        pumping.cancel()
+        if stopper is not None and stopper in done:
+            return CommandOutcome(-9, category="cancelled", message="cancelled")
+        return CommandOutcome(-9, category="timeout", message=f"timeout after {timeout:g}s")
+    kill_group(proc.pid)  # leftovers the command spawned must not outlive its task
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(pumping, 5)
+    code = proc.returncode if proc.returncode is not None else -1
+    metrics: tuple[Metric, ...] = ()
+    if results.exists():
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=full_env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
+            metrics = parse_results(results.read_bytes())
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return CommandOutcome(
-                127,
-                category="environment",
-                message=f"cannot start {argv[0]!r}: {exc.strerror or exc}",
+                code,
+                category="test",
+                message=f"DTF_RESULTS_FILE is not valid: {exc}",
             )
-
-        tail = bytearray()
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(65536):
-                tail.extend(chunk)
-                del tail[:-TAIL_BYTES]
-                if on_output is not None:
-                    on_output(chunk)
-
-        pumping = asyncio.ensure_future(pump())
-        waiting = asyncio.ensure_future(proc.wait())
-        stopper = asyncio.ensure_future(cancelled.wait()) if cancelled else None
-        pending = {waiting} | ({stopper} if stopper else set())
-        done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if stopper is not None:
-            stopper.cancel()
-        if waiting not in done:
-            kill_group(proc.pid)
-            await proc.wait()
-            pumping.cancel()
-            if stopper is not None and stopper in done:
-                return CommandOutcome(-9, category="cancelled", message="cancelled")
-            return CommandOutcome(-9, category="timeout", message=f"timeout after {timeout:g}s")
-        kill_group(proc.pid)  # leftovers the command spawned must not outlive its task
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(pumping, 5)
-        code = proc.returncode if proc.returncode is not None else -1
-        metrics: tuple[Metric, ...] = ()
-        if results.exists():
-            try:
-                metrics = parse_results(results.read_bytes())
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return CommandOutcome(
-                    code,
-                    category="test",
-                    message=f"DTF_RESULTS_FILE is not valid: {exc}",
-                )
-        return CommandOutcome(code, metrics, output_tail=tail.decode(errors="replace"))
+    return CommandOutcome(code, metrics, output_tail=tail.decode(errors="replace"))

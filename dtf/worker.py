@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -272,20 +273,18 @@ class Worker:
 
     async def _run_job(self, slot: Slot, job: Job) -> None:
         assigned = job.assigned
-        spec = await self._spec(assigned.task_id)
+        started = self._event(
+            TaskStarted, task_id=assigned.task_id, worker_id=self.id, attempt=assigned.attempt
+        )
+        # Both round trips at once: dispatch latency is what a user waits for on every task.
+        reading = asyncio.ensure_future(self._spec(assigned.task_id))
         try:
-            slot.last_seq = await self.store.append_retrying(
-                self._event(
-                    TaskStarted,
-                    task_id=assigned.task_id,
-                    worker_id=self.id,
-                    attempt=assigned.attempt,
-                ),
-                expected_last_seq=job.seq,
-            )
+            slot.last_seq = await self.store.append_retrying(started, expected_last_seq=job.seq)
         except ConcurrencyConflict:
+            reading.cancel()
             log.info("task %s moved on before it started here; skipped", assigned.task_id)
             return
+        spec = await reading
         began = time.monotonic()
         slot.attempt = assigned.attempt
         try:
@@ -399,40 +398,47 @@ class Worker:
 
     async def _run_with_checkpoints(self, slot: Slot, spec: TaskQueued, workdir: Path):
         """Run a command task with DTF_CHECKPOINT_DIR restored from the last attempt's save."""
-        with tempfile.TemporaryDirectory(prefix="dtf-task-") as tmp:
-            directory = Path(tmp) / "checkpoint"
-            if await self.checkpoints.restore(spec.task_id, directory, slot.attempt):
-                log.info("task %s resumes from its checkpoint", spec.task_id)
+        # Directory work in a thread: on some filesystems a mkdir/rmdir takes a millisecond,
+        # which would hold up every other slot's dispatch on this event loop.
+        tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="dtf-task-"))
+        try:
+            return await self._command_in(slot, spec, workdir, tmp)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, tmp, True)
 
-            async def saved(size: int) -> None:
-                event = self._event(
-                    TaskCheckpointed,
-                    task_id=spec.task_id,
-                    worker_id=self.id,
-                    attempt=slot.attempt,
-                    size=size,
-                )
-                # Guarded like every write of the attempt; a conflict means it was
-                # superseded, which its result write will record.
-                with contextlib.suppress(ConcurrencyConflict):
-                    slot.last_seq = await self.store.append_retrying(event, slot.last_seq)
+    async def _command_in(self, slot: Slot, spec: TaskQueued, workdir: Path, tmp: Path):
+        directory = tmp / "checkpoint"
+        if await self.checkpoints.restore(spec.task_id, directory, slot.attempt):
+            log.info("task %s resumes from its checkpoint", spec.task_id)
 
-            saver = asyncio.create_task(
-                self.checkpoints.keep_saving(spec.task_id, directory, saved)
+        async def saved(size: int) -> None:
+            event = self._event(
+                TaskCheckpointed,
+                task_id=spec.task_id,
+                worker_id=self.id,
+                attempt=slot.attempt,
+                size=size,
             )
-            try:
-                outcome = await run_command(
-                    list(spec.argv),
-                    cwd=workdir,
-                    timeout=spec.timeout,
-                    on_output=self._log_sink(spec.task_id),
-                    cancelled=slot.cancelled,
-                    env={"DTF_CHECKPOINT_DIR": str(directory)},
-                )
-            finally:
-                saver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await saver
+            # Guarded like every write of the attempt; a conflict means it was
+            # superseded, which its result write will record.
+            with contextlib.suppress(ConcurrencyConflict):
+                slot.last_seq = await self.store.append_retrying(event, slot.last_seq)
+
+        saver = asyncio.create_task(self.checkpoints.keep_saving(spec.task_id, directory, saved))
+        try:
+            outcome = await run_command(
+                list(spec.argv),
+                cwd=workdir,
+                timeout=spec.timeout,
+                on_output=self._log_sink(spec.task_id),
+                cancelled=slot.cancelled,
+                env={"DTF_CHECKPOINT_DIR": str(directory)},
+                results=tmp / "results.json",
+            )
+        finally:
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
         if outcome.category is None:
             await self.checkpoints.forget(spec.task_id, slot.attempt)  # nothing to resume now
         return outcome

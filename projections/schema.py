@@ -13,6 +13,11 @@ TABLES: dict[str, str] = {
             name VARCHAR PRIMARY KEY,
             last_seq BIGINT NOT NULL
         )""",
+    "projector_tasks": """
+        CREATE TABLE IF NOT EXISTS projector_tasks (
+            task_id VARCHAR PRIMARY KEY,
+            entry JSON
+        )""",
     "rejected_events": """
         CREATE TABLE IF NOT EXISTS rejected_events (
             seq BIGINT PRIMARY KEY,
@@ -152,11 +157,22 @@ TABLES: dict[str, str] = {
 }
 
 # Column meanings that are not obvious from the names:
+# - projector_tasks: the exact folded state of unfinished tasks (the projector's own memory,
+#   so that a restart folds exactly as an uninterrupted run would).
+# - empty ids and messages are stored as NULL.
+# - attempts.outcome: the TaskCompleted outcome, "error" for TaskFailed, "cancelled" for an
+#   attempt cancelled while running, NULL while running or when superseded by a reassignment.
+# - errors.context: JSON with "worker", "run" (the run's labels) and "task" keys.
+# - leadership: counts every event with term > 0; coordinator_id is the actor of the term's
+#   first event.
 # - tasks.command: the argv of a command task joined by spaces ("" for pytest tasks).
 # - test_cases: one row per test item per attempt, from TaskCompleted/TaskFailed cases.
 # - results: one row per Metric of a TaskCompleted (long form); dims are the metric's own
 #   dims merged over the run's labels; `hardware` is the worker's hardware class.
 # - errors: one row per TaskFailed and per "error"/"failed" test case; severity is
-#   "critical" for infrastructure, "warning" for timeout/environment, "info" for test.
+#   "critical" for infrastructure and internal, "warning" for timeout/environment, "info"
+#   for test and cancelled.  A TaskFailed's cases get rows only when their message differs
+#   from the task's, so one failure is not repeated once per test.
 # - hardware (workers, results, errors): a class name such as "linux-8cpu-32gb" or
-#   "linux-32cpu-256gb-1xH100", derived from the worker's capabilities.
+#   "linux-32cpu-256gb-1xH100", derived from the worker's capabilities (memory snapped to a
+#   power of two within 10%, GPU names shortened).

@@ -19,9 +19,7 @@ from dtf.store import EventStore
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[LocalServer]:
-    server = start_server(
-        store_dir=tmp_path / "js", log_file=tmp_path / "nats.log", durable=False
-    )
+    server = start_server(store_dir=tmp_path / "js", log_file=tmp_path / "nats.log", durable=False)
     yield server
     server.stop()
 

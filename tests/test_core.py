@@ -238,7 +238,7 @@ def test_worker_quarantine_and_enable() -> None:
 
 
 def test_retry_prefers_another_worker_and_escalates_memory() -> None:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     big = Capabilities(platform="linux", hostname="b", cpus=8, memory_gb=64)
     view = _view_with([q("r.0")], [("a", CPU, 1), ("b", big, 1)])

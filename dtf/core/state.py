@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
+
+import msgspec
+from msgspec.structs import replace
 
 from events.catalogue import (
     AnyEvent,
@@ -45,8 +48,9 @@ RETRYABLE: frozenset[str] = frozenset({"infrastructure", "timeout"})
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True)
-class TaskState:
+class TaskState(msgspec.Struct, frozen=True):
+    """One task as its events left it (a msgspec Struct: replays fold millions of these)."""
+
     spec: TaskQueued
     status: TaskStatus = "queued"
     worker_id: str = ""
@@ -57,7 +61,7 @@ class TaskState:
     started_at: float = 0.0
     finished_at: float = 0.0
     cases: tuple[CaseResult, ...] = ()
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = {}
     exit_code: int = 0
     category: str = ""
     message: str = ""
@@ -74,8 +78,7 @@ class TaskState:
         return self.status in TERMINAL
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerState:
+class WorkerState(msgspec.Struct, frozen=True):
     worker_id: str
     registered: WorkerRegistered
     status: WorkerStatus = "active"
@@ -86,8 +89,7 @@ class WorkerState:
         return self.registered.slots
 
 
-@dataclass(frozen=True, slots=True)
-class RunState:
+class RunState(msgspec.Struct, frozen=True):
     submitted: RunSubmitted
     cancel_requested: bool = False
     finished: RunFinished | None = None

@@ -1,0 +1,1 @@
+"""One module per projection; each defines PROJECTION (see projections.projection)."""

@@ -1,0 +1,124 @@
+"""Errors: one row per failed task and per failed or erroring test, with a fingerprint of the
+message and the worker's system context at the time, for grouping and triage."""
+
+from __future__ import annotations
+
+import duckdb
+
+from events.catalogue import CaseResult, TaskCompleted, TaskFailed
+from projections.bulk import insert, to_json
+from projections.fingerprint import fingerprint
+from projections.projection import Batch, Folded
+
+COLUMNS = (
+    "at",
+    "run_id",
+    "task_id",
+    "attempt",
+    "nodeid",
+    "worker_id",
+    "hostname",
+    "hardware",
+    "category",
+    "severity",
+    "message",
+    "fingerprint",
+    "context",
+)
+SEVERITY = {
+    "infrastructure": "critical",
+    "internal": "critical",
+    "timeout": "warning",
+    "environment": "warning",
+    "test": "info",
+    "cancelled": "info",
+}
+MESSAGE_CHARS = 4000
+
+
+def severity(category: str) -> str:
+    return SEVERITY.get(category, "warning")
+
+
+def case_message(case: CaseResult) -> str:
+    """The short message, else the head of the failure text."""
+    return (case.message or case.longrepr)[:MESSAGE_CHARS]
+
+
+def context_of(f: Folded) -> str:
+    """What the worker and the run looked like when the error happened."""
+    w = f.worker
+    ctx: dict[str, object] = {}
+    if w is not None:
+        ctx["worker"] = {
+            "platform": w.platform,
+            "cpus": w.cpus,
+            "memory_gb": w.memory_gb,
+            "gpus": w.gpus,
+            "gpu_names": w.gpu_names,
+            "labels": w.labels,
+            "slots": w.state.slots,
+            "status": w.state.status,
+        }
+    if f.run is not None:
+        ctx["run"] = f.run.labels
+    if f.task is not None:
+        ctx["task"] = {"kind": f.task.state.spec.kind, "attempt": f.task.state.attempt}
+    return to_json(ctx)
+
+
+class Errors:
+    """Owns `errors` (append-only)."""
+
+    name = "errors"
+    tables = ("errors",)
+
+    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+        rows = []
+        for f in batch.of(TaskCompleted, TaskFailed):
+            event: TaskCompleted | TaskFailed = f.event  # type: ignore[assignment]
+            failures: list[tuple[str | None, str, str]] = []  # nodeid, category, message
+            category: str
+            if isinstance(event, TaskFailed):
+                failures.append((None, event.category, event.message[:MESSAGE_CHARS]))
+            for case in event.cases:
+                if case.outcome not in ("failed", "error"):
+                    continue
+                message = case_message(case)
+                if isinstance(event, TaskFailed):
+                    # The task's failure repeated on each test it held is one error, not many.
+                    if message == event.message[:MESSAGE_CHARS]:
+                        continue
+                    category = "test" if case.outcome == "failed" else event.category
+                else:
+                    category = "test"
+                failures.append((case.nodeid, category, message))
+            if not failures:
+                continue
+            assert f.task is not None
+            worker_id = event.worker_id or f.task.state.worker_id or None
+            host = f.worker.hostname if f.worker else None
+            hardware = f.worker.hardware if f.worker else None
+            context = context_of(f)
+            for nodeid, category, message in failures:
+                rows.append(
+                    (
+                        event.at,
+                        f.task.run_id,
+                        event.task_id,
+                        event.attempt,
+                        nodeid,
+                        worker_id,
+                        host,
+                        hardware,
+                        category,
+                        severity(category),
+                        message,
+                        fingerprint(message),
+                        context,
+                    )
+                )
+        insert(con, "errors", COLUMNS, rows)
+
+
+PROJECTION = Errors()

@@ -1,0 +1,43 @@
+"""Leadership: every coordinator lease term seen in the stream, who wrote under it, and when."""
+
+from __future__ import annotations
+
+import duckdb
+
+from projections.bulk import insert
+from projections.projection import Batch
+
+COLUMNS = ("term", "coordinator_id", "first_seen_at", "last_seen_at", "events")
+MERGE = """
+    ON CONFLICT (term) DO UPDATE SET
+        first_seen_at = least(leadership.first_seen_at, excluded.first_seen_at),
+        last_seen_at = greatest(leadership.last_seen_at, excluded.last_seen_at),
+        events = leadership.events + excluded.events"""
+
+
+class Leadership:
+    """Owns `leadership`: one row per term > 0 found on any event that carries one."""
+
+    name = "leadership"
+    tables = ("leadership",)
+
+    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+        # Every event written under a term counts, applied or not: it shows who led.
+        classes = [c for c in batch.classes() if "term" in getattr(c, "__struct_fields__", ())]
+        terms: dict[int, list] = {}
+        for f in batch.of(*classes, accepted=False) if classes else ():
+            term = f.event.term  # type: ignore[union-attr]
+            if not term:
+                continue
+            at = f.event.at
+            seen = terms.get(term)
+            if seen is None:
+                terms[term] = [term, f.event.actor, at, at, 1]
+            else:
+                seen[2] = min(seen[2], at)
+                seen[3] = max(seen[3], at)
+                seen[4] += 1
+        insert(con, "leadership", COLUMNS, [tuple(v) for v in terms.values()], on_conflict=MERGE)
+
+
+PROJECTION = Leadership()

@@ -1,0 +1,409 @@
+"""The projector against a real nats-server: recorded logs, rebuild = live, crashes, garbage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from bench.replay import synthetic_events
+from dtf.errors import ProjectionError, StoreError
+from dtf.server import LocalServer
+from dtf.store import EventStore
+from events.catalogue import (
+    AnyEvent,
+    CaseResult,
+    RunFinished,
+    TaskAssigned,
+    TaskCompleted,
+    TaskQueued,
+    TaskStarted,
+    WorkerLost,
+)
+from events.codec import encode
+from events.subjects import subject_of
+from projections import projector
+from projections.projection import registry
+from projections.projector import Projector, replay
+from tests.conftest import eventually_async
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).parent / "fixtures" / "events.jsonl"
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def fixture_messages() -> list[tuple[str, bytes]]:
+    lines = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+    return [(line["subject"], json.dumps(line["event"]).encode()) for line in lines]
+
+
+async def publish(store: EventStore, messages: Iterable[tuple[str, bytes]]) -> int:
+    """Publish raw messages in order (awaited, so the order is the stream's); last seq."""
+    seq = 0
+    for subject, data in messages:
+        seq = (await store.js.publish(subject, data)).seq
+    return seq
+
+
+async def publish_events(store: EventStore, events: Iterable[AnyEvent]) -> int:
+    """Many events quickly: windows of pipelined publishes, each window awaited in order."""
+    js = store.nc.jetstream(timeout=30, publish_async_max_pending=8192)
+    window: list[asyncio.Future] = []
+    for event in events:
+        window.append(await js.publish_async(subject_of(event), encode(event)))
+        if len(window) >= 4000:
+            await asyncio.wait_for(asyncio.gather(*window), 30)
+            window.clear()
+    await asyncio.wait_for(asyncio.gather(*window), 30)
+    return await store.last_seq()
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    """Every table of the file, every row, in a stable order."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        return {n: con.execute(f"SELECT * FROM {n} ORDER BY ALL").fetchall() for n in names}
+    finally:
+        con.close()
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- (a) a recorded event log from a real run -------------------------------------------
+
+
+async def test_recorded_log_gives_the_expected_tables(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path
+) -> None:
+    last = await publish(store, fixture_messages())
+    db = tmp_path / "p.duckdb"
+    stats = await replay([nats_server.url], db)
+    assert (stats.applied, stats.rejected, stats.last_seq) == (last, 0, last)
+
+    tables = snapshot(db)
+    counts = {name: len(rows) for name, rows in tables.items()}
+    assert counts == {
+        "projector_state": 1,
+        "rejected_events": 0,
+        "projector_tasks": 0,
+        "runs": 3,
+        "tasks": 5,
+        "attempts": 6,
+        "test_cases": 8,
+        "results": 3,
+        "errors": 4,
+        "workers": 1,
+        "worker_status": 3,
+        "leadership": 1,
+    }
+    commit = "6c1fac46a21045fa65fbc2a956182c6ecc45819e"
+    suite_run = query(
+        db,
+        "SELECT commit, branch, labels, counts FROM runs WHERE task_count = 2 AND total_cases = 6",
+    )
+    assert suite_run == [
+        (
+            commit,
+            "main",
+            json.dumps(
+                {"branch": "main", "commit": commit, "suite": "fixture"}, separators=(",", ":")
+            ),
+            '{"error":1,"failed":1,"passed":2,"skipped":1,"xfailed":1}',
+        )
+    ]
+    assert query(
+        db, "SELECT nodeid, outcome FROM test_cases WHERE outcome <> 'passed' ORDER BY 1"
+    ) == [
+        ("test_alpha.py::test_compares", "failed"),
+        ("test_alpha.py::test_skipped", "skipped"),
+        ("test_beta.py::test_known_bug", "xfailed"),
+        ("test_beta.py::test_uses_broken", "error"),
+    ]
+    assert set(query(db, "SELECT DISTINCT commit FROM test_cases")) == {(commit,)}
+    # The task that timed out twice: a retried attempt, then a failed task.
+    assert query(
+        db,
+        "SELECT status, attempt, category FROM tasks WHERE kind = 'command'"
+        " AND status <> 'completed'",
+    ) == [("failed", 2, "timeout")]
+    assert query(
+        db,
+        "SELECT attempt, outcome, category, term FROM attempts WHERE outcome ="
+        " 'error' ORDER BY attempt",
+    ) == [(1, "error", "timeout", 1), (2, "error", "timeout", 1)]
+    latency = query(
+        db,
+        "SELECT value, unit, direction, dims->>'model', dims->>'commit', hardware"
+        " FROM results WHERE name = 'latency_ms'",
+    )
+    assert latency == [(12.5, "ms", "lower", "bert", commit, "linux-2cpu-24gb")]
+    assert query(
+        db, "SELECT name, value, unit, direction FROM results WHERE name = 'warmup_s'"
+    ) == [("warmup_s", 0.25, None, "lower")]
+    errors = query(db, "SELECT nodeid, category, severity, fingerprint FROM errors ORDER BY ALL")
+    assert errors == [
+        (
+            "test_alpha.py::test_compares",
+            "test",
+            "info",
+            "assert [<n>, <n>, <n>] == [<n>, <n>, <n>]",
+        ),
+        (
+            "test_beta.py::test_uses_broken",
+            "test",
+            "info",
+            "error in setup: runtimeerror: database at <ip> refused the connection",
+        ),
+        (None, "timeout", "warning", "timeout after <n>s"),
+        (None, "timeout", "warning", "timeout after <n>s"),
+    ]
+    assert query(db, "SELECT context->'worker'->>'platform' FROM errors LIMIT 1") == [("linux",)]
+    assert query(db, "SELECT worker_id, status, reason, labels, slots FROM workers") == [
+        ("w1", "stopped", "drained", "ci", 2)
+    ]
+    assert query(db, 'SELECT status FROM worker_status ORDER BY "at"') == [
+        ("active",),
+        ("draining",),
+        ("stopped",),
+    ]
+    terms = sum(1 for _, data in fixture_messages() if json.loads(data).get("term", 0) > 0)
+    assert query(db, "SELECT term, coordinator_id, events FROM leadership") == [
+        (1, "coord-1", terms)
+    ]
+
+
+# --- (b) rebuild equals live ------------------------------------------------------------
+
+
+async def test_rebuild_equals_live(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path
+) -> None:
+    """A projector following while events arrive, in many small batches, ends with exactly
+    the rows of a rebuild from sequence 1 in one go."""
+    live = tmp_path / "live.duckdb"
+    seen: list[int] = []
+    follower = asyncio.create_task(
+        replay([nats_server.url], live, follow=True, on_progress=lambda s, _: seen.append(s))
+    )
+    try:
+        last = await publish(store, fixture_messages())
+        events = list(synthetic_events(3000, seed=11))
+        for start in range(0, len(events), 600):
+            last = await publish_events(store, events[start : start + 600])
+            await eventually_async(lambda last=last: seen and seen[-1] >= last, timeout=30)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+    assert len(seen) >= 5  # it really applied in several batches
+
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    stats = await replay([nats_server.url], rebuilt, rebuild=True)
+    assert stats.last_seq == last
+    live_rows, rebuilt_rows = snapshot(live), snapshot(rebuilt)
+    assert set(live_rows) == set(rebuilt_rows)
+    for name in live_rows:
+        assert live_rows[name] == rebuilt_rows[name], name
+    assert len(live_rows["test_cases"]) > 2000
+
+
+# --- (c) a crash mid-batch --------------------------------------------------------------
+
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from projections.projector import replay
+asyncio.run(replay([sys.argv[1]], Path(sys.argv[2]),
+                   on_progress=lambda done, total: print(done, total, flush=True)))
+"""
+
+
+async def test_crash_mid_batch_loses_and_doubles_nothing(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path
+) -> None:
+    last = await publish_events(store, synthetic_events(40_000, seed=5))
+    db = tmp_path / "crashed.duckdb"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, nats_server.url, str(db)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = child.stdout.readline()  # type: ignore[union-attr]
+        assert first, "the projector did not get through its first batch"
+        child.send_signal(signal.SIGKILL)  # while it applies the next one
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    with Projector(db) as p:
+        stopped_at = p.last_seq
+    assert 0 < stopped_at < last
+
+    stats = await replay([nats_server.url], db)
+    assert stats.last_seq == last
+    assert stats.applied == last - stopped_at  # resumed right after what was committed
+
+    clean = tmp_path / "clean.duckdb"
+    await replay([nats_server.url], clean, rebuild=True)
+    crashed_rows, clean_rows = snapshot(db), snapshot(clean)
+    for name in clean_rows:
+        assert crashed_rows[name] == clean_rows[name], name
+
+
+# --- (d) garbage on the stream ----------------------------------------------------------
+
+
+def _events(*events: AnyEvent) -> list[tuple[str, bytes]]:
+    return [(subject_of(e), encode(e)) for e in events]
+
+
+async def test_garbage_is_rejected_or_ignored_never_fatal(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path
+) -> None:
+    t = time.time()
+    q = TaskQueued(
+        id="q", at=t, actor="c", task_id="r9.0", run_id="r9", kind="pytest", nodeids=("a.py::t",)
+    )
+    good = [
+        q,
+        TaskAssigned(id="a", at=t, actor="c", task_id="r9.0", worker_id="w9", term=4),
+        TaskStarted(id="s", at=t, actor="w9", task_id="r9.0", worker_id="w9"),
+        TaskCompleted(
+            id="d",
+            at=t,
+            actor="w9",
+            task_id="r9.0",
+            worker_id="w9",
+            cases=(CaseResult("a.py::t", "passed", 0.1),),
+        ),
+    ]
+    messages = [
+        ("dtf.evt.task.r9.0.queued", b"not json at all"),
+        ("dtf.evt.task.r9.0.exploded", b'{"type":"task.exploded","id":"x","at":1,"actor":"a"}'),
+        ("dtf.evt.task.r9.0.started", b'{"type":"task.started","id":"y","at":1,"actor":"a"}'),
+        ("dtf.evt.task.r9.0.queued", b"\xff\xfe\x00binary"),
+        *_events(
+            TaskStarted(id="u1", at=t, actor="w9", task_id="zz.1", worker_id="w9"),
+            RunFinished(id="u2", at=t, actor="c", run_id="nosuchrun", term=4),
+            WorkerLost(id="u3", at=t, actor="c", worker_id="nosuchworker", term=4),
+            *good,
+            # Stale: an attempt that does not exist, and a second queueing of a finished task.
+            TaskCompleted(id="u4", at=t, actor="w9", task_id="r9.0", worker_id="w9", attempt=7),
+            TaskQueued(id="q2", at=t, actor="c", task_id="r9.0", run_id="r9", kind="command"),
+        ),
+    ]
+    last = await publish(store, messages)
+    db = tmp_path / "p.duckdb"
+    stats = await replay([nats_server.url], db)
+    assert stats.last_seq == last
+    rejected = query(db, "SELECT seq, subject, reason, raw FROM rejected_events ORDER BY seq")
+    assert [r[0] for r in rejected] == [1, 2, 3, 4]
+    assert "JSON" in rejected[0][2] and rejected[0][3] == "not json at all"
+    assert "task.exploded" in rejected[1][2]
+    assert "task_id" in rejected[2][2]
+    assert rejected[3][3].startswith("\\xff\\xfe")
+    assert stats.rejected == 4
+    # Unknown task, run and worker; the stale completion; the second queueing.
+    assert stats.ignored == 5
+    assert query(db, "SELECT task_id, kind, status FROM tasks") == [("r9.0", "pytest", "completed")]
+    assert query(db, "SELECT count(*) FROM test_cases") == [(1,)]
+    # Later, in a batch of its own (the task is no longer in memory), still ignored; and the
+    # projector goes on: a new task is applied normally.
+    later = TaskQueued(id="q3", at=t, actor="c", task_id="r9.1", run_id="r9", kind="pytest")
+    again = TaskQueued(id="q4", at=t, actor="c", task_id="r9.0", run_id="r9", kind="command")
+    last = await publish(store, _events(again, later))
+    stats = await replay([nats_server.url], db)
+    assert (stats.applied, stats.ignored, stats.last_seq) == (2, 1, last)
+    assert query(db, "SELECT task_id, kind FROM tasks ORDER BY 1") == [
+        ("r9.0", "pytest"),
+        ("r9.1", "pytest"),
+    ]
+
+
+# --- (e) the swap is atomic -------------------------------------------------------------
+
+
+class _DiskFull:
+    name = "disk_full"
+    tables = ("runs",)
+
+    def apply(self, batch, con) -> None:
+        raise OSError(28, "No space left on device")
+
+
+async def test_failed_rebuild_leaves_the_old_file(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await publish(store, fixture_messages())
+    db = tmp_path / "p.duckdb"
+    await replay([nats_server.url], db)
+    before = digest(db)
+    files = sorted(p.name for p in tmp_path.iterdir())
+
+    with pytest.raises(StoreError):
+        await replay(["nats://127.0.0.1:1"], db, rebuild=True)
+    monkeypatch.setattr(projector, "registry", lambda: {**registry(), "disk_full": _DiskFull()})
+    with pytest.raises(ProjectionError, match="No space left on device"):
+        await replay([nats_server.url], db, rebuild=True)
+    assert digest(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == files  # no temp file left behind
+
+    monkeypatch.undo()
+    old_inode = db.stat().st_ino
+    stats = await replay([nats_server.url], db, rebuild=True)
+    assert db.stat().st_ino != old_inode  # a new file was swapped in
+    assert stats.applied == len(fixture_messages())
+    assert len(snapshot(db)["tasks"]) == 5
+
+
+LOCKER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_file_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "p.duckdb"
+    Projector(db).open().close()
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert locker.stdout.readline().strip() == "locked"  # type: ignore[union-attr]
+        with pytest.raises(ProjectionError) as info:
+            Projector(db).open()
+        message = str(info.value)
+        assert f"PID {locker.pid}" in message and "\n" not in message
+    finally:
+        locker.kill()
+        locker.wait()
+
+
+# --- the reader -------------------------------------------------------------------------
