@@ -296,19 +296,10 @@ class Worker:
                 log.exception("task %s failed inside the worker", spec.task_id)
                 category = "internal"
             cases = tuple(CaseResult(n, "error", message=str(exc)) for n in spec.nodeids)
-            result = self._event(
-                TaskFailed,
-                task_id=spec.task_id,
-                worker_id=self.id,
-                attempt=assigned.attempt,
-                category=category,
-                message=str(exc),
-                cases=cases,
-            )
-        else:
-            result = msgspec.structs.replace(result, attempt=assigned.attempt)
-            if isinstance(result, TaskCompleted):
-                result = msgspec.structs.replace(result, duration=time.monotonic() - began)
+            result = self._failed(spec, category, str(exc), cases)
+        result = msgspec.structs.replace(result, attempt=assigned.attempt)
+        if isinstance(result, TaskCompleted):
+            result = msgspec.structs.replace(result, duration=time.monotonic() - began)
         try:
             # Guarded by this attempt's own last write: any other writer (a coordinator that
             # gave up on the attempt) makes it stale.
@@ -328,19 +319,25 @@ class Worker:
                 )
             )
 
+    def _failed(
+        self, spec: TaskQueued, category: str, message: str, cases: tuple[CaseResult, ...] = ()
+    ) -> AnyEvent:
+        return self._event(
+            TaskFailed,
+            task_id=spec.task_id,
+            worker_id=self.id,
+            category=category,
+            message=message,
+            cases=cases,
+        )
+
     async def _execute(self, slot: Slot, spec: TaskQueued) -> AnyEvent:
         workdir = await self.cache.get(self.store, spec.bundle) if spec.bundle else Path.cwd()
         if spec.kind == "command":
             began = time.monotonic()
             outcome = await self._run_with_checkpoints(slot, spec, workdir)
             if outcome.category is not None:
-                return self._event(
-                    TaskFailed,
-                    task_id=spec.task_id,
-                    worker_id=self.id,
-                    category=outcome.category,
-                    message=outcome.message,
-                )
+                return self._failed(spec, outcome.category, outcome.message)
             code = outcome.exit_code
             case = CaseResult(
                 " ".join(spec.argv),
@@ -368,25 +365,12 @@ class Worker:
             await session.close()
             slot.session = None
             runner.cancel()
-            return self._event(
-                TaskFailed,
-                task_id=spec.task_id,
-                worker_id=self.id,
-                category="cancelled",
-                message="cancelled",
-            )
+            return self._failed(spec, "cancelled", "cancelled")
         res = runner.result()
         if res.category is None and spec.reruns:
             res = await self._rerun_failures(session, spec, res)
         if res.category is not None:
-            return self._event(
-                TaskFailed,
-                task_id=spec.task_id,
-                worker_id=self.id,
-                category=res.category,
-                message=res.message,
-                cases=res.cases,
-            )
+            return self._failed(spec, res.category, res.message, res.cases)
         failed = any(c.outcome in ("failed", "error") for c in res.cases)
         return self._event(
             TaskCompleted,
