@@ -10,8 +10,8 @@ suite of >= 1,000 tests (`python bench/make_suite.py /tmp/suite` writes one).
 Part 2 starts a nats-server, a coordinator and W workers (one slot each, as `dtf run` starts
 them), submits TASKS trivial command tasks (`true`) with `dtf run --server`, and reads the
 event timestamps back from the stream.  It runs twice: with the shipped nats.conf (fsync
-before every acknowledgement) and with lazy fsync (as the embedded server of `dtf run`).  Dispatch latency per task = started.at - ready, where ready is when the task
-could first have been dispatched: the later of its queued.at and the completion, on the same
+before every acknowledgement) and with lazy fsync (as the embedded server of `dtf run`).
+Dispatch latency per task = started.at - ready, where ready is when the task could first have been dispatched: the later of its queued.at and the completion, on the same
 worker, that freed the slot it got (time spent waiting for a free slot is queueing, not
 dispatch).  Also printed: queued -> assigned and assigned -> started.  Goals: p50 <= 5 ms,
 p99 <= 25 ms.
@@ -87,7 +87,8 @@ async def dispatch(tasks: int, workers: int, durable: bool = True, slots: int = 
         for i in range(workers):
             procs.append(
                 subprocess.Popen(
-                    [PY, "-m", "dtf", "worker", "--slots", str(slots), "--id", f"bench-{i}"], env=env
+                    [PY, "-m", "dtf", "worker", "--slots", str(slots), "--id", f"bench-{i}"],
+                    env=env,
                 )
             )
         started = time.perf_counter()
