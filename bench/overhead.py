@@ -13,7 +13,8 @@ event timestamps back from the stream.  It runs twice: with the shipped nats.con
 before every acknowledgement) and with lazy fsync (as the embedded server of `dtf run`).
 Dispatch latency per task = started.at - ready, where ready is when the task could first
 have been dispatched: the later of its queued.at and the completion, on the same worker, that
-freed the slot it got (time spent waiting for a free slot is queueing, not dispatch).  Also printed: queued -> assigned and assigned -> started.  Goals: p50 <= 5 ms,
+freed the slot it got (time spent waiting for a free slot is queueing, not dispatch).  Also
+printed: queued -> assigned and assigned -> started.  Goals: p50 <= 5 ms,
 p99 <= 25 ms.
 """
 
