@@ -166,10 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="workers, queue and running tasks")
     _server_arg(status)
 
-    show = sub.add_parser("show", help="the event history (audit trail) of a run, task or worker")
+    show = sub.add_parser(
+        "show",
+        help="the event history (audit trail) of a run, task or worker, or of a time range",
+        description="Read straight from the event stream (works with no coordinator and with "
+        "stale read models): every event with its sequence, time, actor and leader term. "
+        "`dtf show all --since 1h` lists everything in a time range.",
+    )
     _server_arg(show)
-    show.add_argument("kind", choices=["run", "task", "worker"])
-    show.add_argument("id")
+    show.add_argument("kind", choices=["run", "task", "worker", "all"])
+    show.add_argument("id", nargs="?", help="run, task or worker id (not for 'all')")
+    show.add_argument("--since", metavar="AGE", help="only events newer than AGE (e.g. 30m, 6h)")
+    show.add_argument("--until", metavar="AGE", help="only events older than AGE")
 
     events = sub.add_parser("events", help="event stream tools")
     events_sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
@@ -379,7 +387,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "status":
             return asyncio.run(inspect.status(urls, console))
         if args.cmd == "show":
-            return asyncio.run(inspect.show(urls, args.kind, args.id, console))
+            from dtf.analysis_cli import parse_age
+
+            now = time.time()
+            since = now - parse_age(args.since, "--since") if args.since else None
+            until = now - parse_age(args.until, "--until") if args.until else None
+            return asyncio.run(
+                inspect.show(urls, args.kind, args.id, console, since=since, until=until)
+            )
         if args.cmd == "events":
             return asyncio.run(
                 inspect.tail(

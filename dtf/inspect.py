@@ -128,23 +128,45 @@ async def status(urls: list[str], console: Console) -> int:
     return 0
 
 
-async def show(urls: list[str], kind: str, ident: str, console: Console) -> int:
-    if kind == "task" and not valid_task_id(ident):
-        raise ConfigError(f"not a task id: {ident!r} (task ids look like <run id>.<n>)")
-    if kind != "task" and not valid_token(ident):
-        raise ConfigError(f"not a {kind} id: {ident!r}")
-    subjects = {
-        "run": [run_subject(ident), run_tasks(ident)],
-        "task": [task_subject(ident)],
-        "worker": [worker_subject(ident)],
-    }[kind]
+async def show(
+    urls: list[str],
+    kind: str,
+    ident: str | None,
+    console: Console,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+) -> int:
+    """Print an aggregate's events (or all events with kind 'all') within [since, until]."""
+    if kind == "all":
+        if ident:
+            raise ConfigError("dtf show all takes no id (use --since/--until)")
+        subjects = [f"{ROOT}.>"]
+    else:
+        if not ident:
+            raise ConfigError(f"dtf show {kind} needs an id")
+        if kind == "task" and not valid_task_id(ident):
+            raise ConfigError(f"not a task id: {ident!r} (task ids look like <run id>.<n>)")
+        if kind != "task" and not valid_token(ident):
+            raise ConfigError(f"not a {kind} id: {ident!r}")
+        subjects = {
+            "run": [run_subject(ident), run_tasks(ident)],
+            "task": [task_subject(ident)],
+            "worker": [worker_subject(ident)],
+        }[kind]
     store = await _with_store(urls, "dtf-show")
     try:
-        records = await store.load(subjects, timeout=60)
+        records = await store.load(subjects, timeout=120)
     finally:
         await store.close()
+    records = [
+        r
+        for r in records
+        if (since is None or r.event.at >= since) and (until is None or r.event.at <= until)
+    ]
     if not records:
-        raise ConfigError(f"no events for {kind} {ident}")
+        what = "in that time range" if kind == "all" else f"for {kind} {ident}"
+        raise ConfigError(f"no events {what}")
     for rec in records:
         console.print(describe(rec), markup=False, highlight=False)
     if kind == "task":

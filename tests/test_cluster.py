@@ -153,6 +153,11 @@ def test_inspection_commands(cluster: Cluster, tmp_path: Path) -> None:
     task = dtf("show", "task", f"{run_id}.0", cluster=cluster, cwd=root)
     assert "test_a.py::test_a" in task.stdout and "failed" in task.stdout
 
+    recent = dtf("show", "all", "--since", "1h", cluster=cluster, cwd=root)
+    assert "run.finished" in recent.stdout and "worker.registered" in recent.stdout
+    assert "term=" in recent.stdout  # leader terms are part of the audit
+    old = dtf("show", "all", "--until", "1h", cluster=cluster, cwd=root)
+    assert old.returncode == 2 and "no events in that time range" in old.stderr
     missing = dtf("show", "task", "nope.1", cluster=cluster, cwd=root)
     assert missing.returncode == 2 and missing.stderr.startswith("dtf: error: no events")
     bad = dtf("show", "task", "a.b.c", cluster=cluster, cwd=root)
