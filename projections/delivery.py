@@ -20,7 +20,7 @@ import nats.js.api as api
 from nats.aio.msg import Msg
 
 from dtf.errors import StoreError
-from dtf.store import EventStore
+from dtf.store import EventStore, position
 from events import topology
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,11 @@ class NatsPyReader(_Buffer):
 
     async def start(self) -> None:
         async def on_msg(msg: Msg) -> None:
-            meta = msg.metadata
-            self._items.append(Delivered(meta.sequence.stream, msg.subject, msg.data))
-            self.last_seq = meta.sequence.stream
+            seq, pending = position(msg)
+            self._items.append(Delivered(seq, msg.subject, msg.data))
+            self.last_seq = seq
             self._grown.set()
-            if meta.num_pending == 0:
+            if pending == 0:
                 self.caught_up.set()
 
         config = api.ConsumerConfig(

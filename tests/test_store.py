@@ -98,3 +98,14 @@ async def test_unreachable_server_fails_fast() -> None:
     with pytest.raises(ServerUnreachable, match="cannot reach NATS"):
         await EventStore.connect("nats://127.0.0.1:1", timeout=2)
     assert time.monotonic() - started < 10  # a bound on hanging, not a performance goal
+
+
+def test_position_reads_both_reply_forms() -> None:
+    from types import SimpleNamespace
+
+    from dtf.store import position
+
+    v1 = SimpleNamespace(reply="$JS.ACK.DTF_EVENTS.c1.1.42.7.1700000000000000000.5")
+    v2 = SimpleNamespace(reply="$JS.ACK.hub.acchash.DTF_EVENTS.c1.1.42.7.1700000000000000000.0.x")
+    assert position(v1) == (42, 5)  # type: ignore[arg-type]
+    assert position(v2) == (42, 0)  # type: ignore[arg-type]
