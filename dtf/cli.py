@@ -120,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     coord.add_argument("--strategy", choices=sorted(STRATEGIES), default=DEFAULT_STRATEGY)
     coord.add_argument("--id", help="coordinator id (default: random)")
     coord.add_argument(
+        "--straggler-after",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="with the queue empty and a worker idle, give a task running over 4x its "
+        "expected time and over S seconds a second attempt (default 10)",
+    )
+    coord.add_argument(
         "--lost-after",
         type=float,
         default=topology.HEARTBEAT_TTL_S,
@@ -214,7 +222,11 @@ async def _coordinator(args: argparse.Namespace) -> int:
     store = await EventStore.connect(_connect_url(args), name="dtf-coordinator")
     try:
         coord = Coordinator(
-            store, strategy(args.strategy), coordinator_id=args.id, lost_after=args.lost_after
+            store,
+            strategy(args.strategy),
+            coordinator_id=args.id,
+            lost_after=args.lost_after,
+            straggler_after=args.straggler_after,
         )
         await _serve(coord.run)
     finally:

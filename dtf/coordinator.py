@@ -24,7 +24,8 @@ from collections.abc import Callable
 import msgspec
 
 from dtf.core import retry
-from dtf.core.scheduling import Strategy, free_workers
+from dtf.core.scheduling import Strategy, WorkerSlots, free_workers
+from dtf.core.scheduling.protocol import capable
 from dtf.core.state import View, aggregate_key
 from dtf.errors import ConcurrencyConflict, StoreError
 from dtf.lease import DEFAULT_TTL_S, Lease, leader_bucket
@@ -38,6 +39,7 @@ from events.catalogue import (
     TaskCancelled,
     TaskFailed,
     TaskRetryScheduled,
+    TaskSpeculated,
     WorkerLost,
     WorkerQuarantined,
     WorkerRegistered,
@@ -49,6 +51,10 @@ PLAN_SUBJECT = "dtf.api.plan"
 # A running task silent this long past its own timeout is declared lost by the coordinator
 # (the worker enforces the timeout itself; this is the backstop for a wedged worker).
 BACKSTOP_GRACE_S = 30.0
+# A running task is a straggler past STRAGGLER_FACTOR x its expected duration, and never
+# before STRAGGLER_AFTER_S seconds (expected durations of unknown tests are guesses).
+STRAGGLER_FACTOR = 4.0
+STRAGGLER_AFTER_S = 10.0
 
 
 class PlanRequest(msgspec.Struct):
@@ -76,6 +82,7 @@ class Coordinator:
         coordinator_id: str | None = None,
         lost_after: float = topology.HEARTBEAT_TTL_S,
         lease_ttl: float = DEFAULT_TTL_S,
+        straggler_after: float = STRAGGLER_AFTER_S,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -84,6 +91,7 @@ class Coordinator:
         self.id = coordinator_id or f"coordinator-{uuid.uuid4().hex[:8]}"
         self.lost_after = lost_after
         self.lease_ttl = lease_ttl
+        self.straggler_after = straggler_after
         self.clock = clock
         self.rng = rng or random.Random()
         self.view = View()
@@ -181,6 +189,8 @@ class Coordinator:
                 if self._leading():
                     await self._declare_lost()
                     await self._backstop_timeouts()
+                    if any(self.view.active.values()):
+                        self._wake.set()  # stragglers are found by time, not by an event
         finally:
             await watcher.stop()
 
@@ -309,6 +319,20 @@ class Coordinator:
             ready = [t for t in view.queued() if t.not_before <= now]
             decisions = self.strategy.schedule(ready, workers)
             await asyncio.gather(*(self._assign(d.task_id, d.worker_id) for d in decisions))
+        for task_id, attempt in list(view.losers.items()):
+            await self._write(
+                TaskCancelled(
+                    id=new_id(),
+                    at=self.clock(),
+                    actor=self.id,
+                    task_id=task_id,
+                    attempt=attempt,
+                    reason="another attempt finished first",
+                    term=self.term,
+                )
+            )
+        if not view.queued_ids:
+            await self._speculate(free_workers(view))
         for run_id, run in list(view.runs.items()):
             if run.finished is None and view.run_done(run_id):
                 await self._write(
@@ -322,6 +346,49 @@ class Coordinator:
                         term=self.term,
                     )
                 )
+
+    async def _speculate(self, idle: list[WorkerSlots]) -> None:
+        """Give stragglers a second attempt on an idle capable worker (queue empty only).
+
+        A straggler has run longer than STRAGGLER_FACTOR times its expected duration and at
+        least `straggler_after` seconds.  The first of the two attempts to finish wins.
+        """
+        if not idle:
+            return
+        now = self.clock()
+        for task_id in [t for ids in self.view.active.values() for t in ids]:
+            task = self.view.tasks[task_id]
+            if task.status != "running" or task.spare_attempt:
+                continue
+            expected = task.spec.expected_duration or 1.0
+            if now - task.started_at < max(STRAGGLER_FACTOR * expected, self.straggler_after):
+                continue
+            elsewhere = [w for w in capable(task, idle) if w.worker_id != task.worker_id]
+            if not elsewhere:
+                continue
+            chosen = max(elsewhere, key=lambda w: (w.free, w.worker_id))
+            chosen.free -= 1
+            idle = [w for w in idle if w.free > 0]
+            log.warning(
+                "task %s straggles (%.0fs, expected %.1fs): second attempt on %s",
+                task_id,
+                now - task.started_at,
+                expected,
+                chosen.worker_id,
+            )
+            await self._write(
+                TaskSpeculated(
+                    id=new_id(),
+                    at=now,
+                    actor=self.id,
+                    task_id=task_id,
+                    worker_id=chosen.worker_id,
+                    attempt=task.attempt + 1,
+                    term=self.term,
+                )
+            )
+            if not idle:
+                return
 
     async def _schedule_retry(self, task_id: str) -> None:
         task = self.view.tasks[task_id]

@@ -31,10 +31,11 @@ from nats.js import api
 
 from dtf.bundle import BundleCache
 from dtf.checkpoint import Checkpoints
+from dtf.core.state import evolve_task
 from dtf.errors import ConcurrencyConflict, DtfError, StoreError
 from dtf.hardware import detect
 from dtf.runner.pytest_session import PytestSession
-from dtf.store import EventStore
+from dtf.store import EventStore, position
 from dtf.task_command import run_command
 from events import topology
 from events.catalogue import (
@@ -48,6 +49,7 @@ from events.catalogue import (
     TaskFailed,
     TaskQueued,
     TaskResultSuperseded,
+    TaskSpeculated,
     TaskStarted,
     WorkerDraining,
     WorkerDrainRequested,
@@ -214,10 +216,10 @@ class Worker:
             log.warning("ignoring undecodable assignment on %s", msg.subject)
             await msg.ack()
             return
-        if not isinstance(event, TaskAssigned) or event.worker_id != self.id:
+        if not isinstance(event, TaskAssigned | TaskSpeculated) or event.worker_id != self.id:
             await msg.ack()
             return
-        await self.jobs.put(Job(event, msg.metadata.sequence.stream, msg))
+        await self.jobs.put(Job(event, position(msg)[0], msg))
 
     async def _on_about_me(self, msg: Msg) -> None:
         """Runs on events about this worker: lost (come back: register again), drain asked."""
@@ -238,8 +240,11 @@ class Worker:
             event = decode(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
-        if isinstance(event, TaskCancelled) and event.task_id in self.running:
-            self.running[event.task_id].cancelled.set()
+        if not isinstance(event, TaskCancelled) or event.task_id not in self.running:
+            return
+        slot = self.running[event.task_id]
+        if event.attempt in (0, slot.attempt):  # the task, or exactly our attempt of it
+            slot.cancelled.set()
 
     async def _slot_loop(self, slot: Slot, stop: asyncio.Event) -> None:
         while True:
@@ -279,14 +284,15 @@ class Worker:
         # Both round trips at once: dispatch latency is what a user waits for on every task.
         reading = asyncio.ensure_future(self._spec(assigned.task_id))
         try:
-            slot.last_seq = await self.store.append_retrying(started, expected_last_seq=job.seq)
+            slot.attempt = assigned.attempt
+            slot.last_seq = job.seq
+            slot.last_seq = await self._append_guarded(slot, started)
         except ConcurrencyConflict:
             reading.cancel()
             log.info("task %s moved on before it started here; skipped", assigned.task_id)
             return
         spec = await reading
         began = time.monotonic()
-        slot.attempt = assigned.attempt
         try:
             result = await self._execute(slot, spec)
         except Exception as exc:
@@ -303,7 +309,7 @@ class Worker:
         try:
             # Guarded by this attempt's own last write: any other writer (a coordinator that
             # gave up on the attempt) makes it stale.
-            await self.store.append_retrying(result, expected_last_seq=slot.last_seq)
+            await self._append_guarded(slot, result)
         except ConcurrencyConflict:
             # The attempt was given up on (we were declared lost, or it timed out): the
             # result is not applied, but the audit trail shows it arrived.
@@ -318,6 +324,28 @@ class Worker:
                     message=getattr(result, "message", ""),
                 )
             )
+
+    async def _append_guarded(self, slot: Slot, event: AnyEvent) -> int:
+        """Append an event of this slot's attempt, guarded by the last sequence it knows.
+
+        When the guard fails, someone else wrote to the task: the coordinator (which may have
+        given up on this attempt) or a speculative twin of it.  Reload the task and fold it:
+        if our attempt is still one whose result counts, retry on the new sequence;
+        otherwise the ConcurrencyConflict stands (the attempt was superseded).
+        """
+        task_id = event.task_id  # type: ignore[union-attr]
+        for _ in range(20):
+            try:
+                return await self.store.append_retrying(event, expected_last_seq=slot.last_seq)
+            except ConcurrencyConflict:
+                history = await self.store.load(task_subject(task_id), timeout=30)
+                state = None
+                for rec in history:
+                    state = evolve_task(state, rec.event, rec.seq)
+                if state is None or slot.attempt not in state.live_attempts or not history:
+                    raise
+                slot.last_seq = history[-1].seq
+        raise ConcurrencyConflict(task_subject(task_id), slot.last_seq)
 
     def _failed(
         self, spec: TaskQueued, category: str, message: str, cases: tuple[CaseResult, ...] = ()
@@ -406,7 +434,7 @@ class Worker:
             # Guarded like every write of the attempt; a conflict means it was
             # superseded, which its result write will record.
             with contextlib.suppress(ConcurrencyConflict):
-                slot.last_seq = await self.store.append_retrying(event, slot.last_seq)
+                slot.last_seq = await self._append_guarded(slot, event)
 
         saver = asyncio.create_task(self.checkpoints.keep_saving(spec.task_id, directory, saved))
         try:

@@ -133,6 +133,19 @@ class TaskAssigned(Event, frozen=True, tag="task.assigned"):
     term: int = 0
 
 
+class TaskSpeculated(Event, frozen=True, tag="task.speculated"):
+    """A second, speculative attempt of a straggling task on another worker.
+
+    Both attempts run; the first result wins (the other's write is refused) and the
+    coordinator then cancels the loser.  Published on the worker's assignment subject.
+    """
+
+    task_id: str
+    worker_id: str
+    attempt: int = 2
+    term: int = 0
+
+
 class TaskStarted(Event, frozen=True, tag="task.started"):
     task_id: str
     worker_id: str
@@ -205,6 +218,7 @@ class TaskCancelled(Event, frozen=True, tag="task.cancelled"):
     task_id: str
     reason: str = ""
     term: int = 0
+    attempt: int = 0  # 0: the task; otherwise only this attempt (a speculative loser)
 
 
 # --- worker aggregate -----------------------------------------------------------------
@@ -256,6 +270,7 @@ RunEvent = RunSubmitted | RunCancelRequested | RunFinished
 TaskEvent = (
     TaskQueued
     | TaskAssigned
+    | TaskSpeculated
     | TaskStarted
     | TaskCompleted
     | TaskFailed

@@ -27,6 +27,7 @@ from events.catalogue import (
     TaskQueued,
     TaskResultSuperseded,
     TaskRetryScheduled,
+    TaskSpeculated,
     TaskStarted,
     WorkerDisabled,
     WorkerDraining,
@@ -87,7 +88,8 @@ def log_subject(task_id: str) -> str:
 
 def aggregate_filter(event: AnyEvent) -> str:
     """The wildcard covering the event's whole aggregate (for expected-sequence checks)."""
-    return subject_of(event).rsplit(".", 2 if isinstance(event, TaskAssigned) else 1)[0] + ".>"
+    suffixed = isinstance(event, TaskAssigned | TaskSpeculated)  # ...assigned.<worker>
+    return subject_of(event).rsplit(".", 2 if suffixed else 1)[0] + ".>"
 
 
 def subject_of(event: AnyEvent) -> str:
@@ -100,7 +102,7 @@ def subject_of(event: AnyEvent) -> str:
             return run_subject(r, "finished")
         case TaskQueued(task_id=t):
             return task_subject(t, "queued")
-        case TaskAssigned(task_id=t, worker_id=w):
+        case TaskAssigned(task_id=t, worker_id=w) | TaskSpeculated(task_id=t, worker_id=w):
             return task_subject(t, f"assigned.{w}")
         case TaskStarted(task_id=t):
             return task_subject(t, "started")

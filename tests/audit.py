@@ -14,6 +14,7 @@ from events.catalogue import (
     TaskCompleted,
     TaskFailed,
     TaskRetryScheduled,
+    TaskSpeculated,
 )
 
 
@@ -26,22 +27,29 @@ def check_exactly_once(records: Sequence[Recorded], run_id: str) -> View:
         if task_id:
             per_task[task_id].append(rec)
     for task_id, history in per_task.items():
-        open_attempt: int | None = None
+        open_attempts: set[int] = set()  # at most two: one speculative twin of a straggler
         completed = 0
         for rec in history:
             e = rec.event
             if isinstance(e, TaskAssigned):
-                assert open_attempt is None, (
-                    f"{task_id}: assigned while attempt {open_attempt} open"
-                )
+                assert not open_attempts, f"{task_id}: assigned while {open_attempts} open"
                 assert completed == 0, f"{task_id}: assigned after completion"
-                open_attempt = e.attempt
+                open_attempts = {e.attempt}
+            elif isinstance(e, TaskSpeculated):
+                assert len(open_attempts) == 1, f"{task_id}: speculation beside {open_attempts}"
+                open_attempts.add(e.attempt)
             elif isinstance(e, TaskCompleted | TaskFailed):
-                assert e.attempt == open_attempt, f"{task_id}: result for attempt {e.attempt}"
-                open_attempt = None
+                assert e.attempt in open_attempts, f"{task_id}: result for attempt {e.attempt}"
                 completed += isinstance(e, TaskCompleted)
-            elif isinstance(e, TaskRetryScheduled | TaskCancelled):
-                assert open_attempt is None, f"{task_id}: {type(e).__name__} mid-attempt"
+                # A result ends the task (completed, or failed with no twin); a failed twin
+                # leaves the other attempt running.
+                open_attempts = (
+                    set() if isinstance(e, TaskCompleted) else open_attempts - {e.attempt}
+                )
+            elif isinstance(e, TaskRetryScheduled):
+                assert not open_attempts, f"{task_id}: retry scheduled mid-attempt"
+            elif isinstance(e, TaskCancelled) and not e.attempt:
+                open_attempts = set()
         assert completed <= 1, f"{task_id} completed {completed} times"
     view = View()
     for rec in records:

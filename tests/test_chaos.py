@@ -12,6 +12,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psutil
+
 from dtf.lease import LEADER_BUCKET, LEADER_KEY
 from dtf.store import EventStore
 from events.catalogue import TaskResultSuperseded, TaskStarted
@@ -205,3 +207,43 @@ def test_checkpoint_survives_a_killed_worker(cluster: Cluster, tmp_path: Path) -
     metrics = json.loads((root / "r.json").read_text())["extra"]["metrics"]
     [values] = metrics.values()
     assert values["resumed_from"] > 0
+
+
+def test_straggler_gets_a_second_attempt_and_the_first_result_wins(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    mark = tmp_path / "first-attempt.pid"
+    root = project(
+        tmp_path,
+        {
+            "test_s.py": "import os, pathlib, time\n\ndef test_straggler():\n"
+            f"    mark = pathlib.Path({str(mark)!r})\n"
+            "    if mark.exists():\n        return  # the speculative attempt: quick\n"
+            "    mark.write_text(str(os.getpid()))\n"
+            "    time.sleep(120)\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator", "--straggler-after", "2")
+    cluster.worker("w1")
+    run = cluster.run(root, ".", "--json", "r.json")
+    eventually(mark.exists, timeout=60)
+    slow_pid = int(eventually(lambda: mark.read_text().strip(), timeout=10))
+    cluster.worker("w2")  # idle: the straggler's second attempt goes here
+    run_id = finish(run, root)
+    log = records(cluster.url)
+    check_exactly_once(log, run_id)
+    kinds = [type(r.event).__name__ for r in log]
+    assert "TaskSpeculated" in kinds
+    # The loser is cancelled and its pytest process killed; its late write is superseded.
+    eventually(
+        lambda: (
+            not psutil.pid_exists(slow_pid)
+            or psutil.Process(slow_pid).status() == psutil.STATUS_ZOMBIE
+        ),
+        timeout=30,
+    )
+    eventually(
+        lambda: any(type(r.event).__name__ == "TaskResultSuperseded" for r in records(cluster.url)),
+        timeout=30,
+        interval=0.2,
+    )

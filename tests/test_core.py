@@ -15,10 +15,12 @@ from events.catalogue import (
     RunFinished,
     RunSubmitted,
     TaskAssigned,
+    TaskCancelled,
     TaskCompleted,
     TaskFailed,
     TaskQueued,
     TaskRetryScheduled,
+    TaskSpeculated,
     TaskStarted,
     WorkerEnabled,
     WorkerQuarantined,
@@ -274,3 +276,55 @@ def test_large_queue_is_scheduled_in_the_same_order_as_a_full_sort() -> None:
     view = _view_with([*blocked, q("s.999", 999)], [("a", CPU, 1)])
     [d] = strategy("least-loaded").schedule(view.queued(), free_workers(view))
     assert d.task_id == "s.999"
+
+
+def _running(view: View, task: str = "r.0") -> None:
+    view.apply(ev(WorkerRegistered, 1, worker_id="w", capabilities=CPU), 1)
+    view.apply(ev(WorkerRegistered, 2, worker_id="v", capabilities=CPU), 2)
+    view.apply(q(task), 3)
+    view.apply(ev(TaskAssigned, 4, task_id=task, worker_id="w", attempt=1), 4)
+    view.apply(ev(TaskStarted, 5, task_id=task, worker_id="w", attempt=1), 5)
+    view.apply(ev(TaskSpeculated, 6, task_id=task, worker_id="v", attempt=2), 6)
+
+
+def test_speculative_attempt_first_result_wins() -> None:
+    view = View()
+    _running(view)
+    assert view.tasks["r.0"].live_attempts == (1, 2)
+    assert view.free_slots("w") == 0 and view.free_slots("v") == 0
+    view.apply(ev(TaskStarted, 7, task_id="r.0", worker_id="v", attempt=2), 7)
+    view.apply(
+        ev(
+            TaskCompleted,
+            8,
+            task_id="r.0",
+            worker_id="v",
+            attempt=2,
+            cases=(CaseResult("a", "passed"),),
+        ),
+        8,
+    )
+    task = view.tasks["r.0"]
+    assert task.status == "completed" and task.worker_id == "v" and task.attempt == 2
+    assert view.losers == {"r.0": 1}
+    assert view.free_slots("w") == 1 and view.free_slots("v") == 1
+    # The loser's late result changes nothing; cancelling it clears the bookkeeping.
+    assert not view.apply(ev(TaskCompleted, 9, task_id="r.0", worker_id="w", attempt=1), 9)
+    view.apply(ev(TaskCancelled, 10, task_id="r.0", attempt=1), 10)
+    assert view.losers == {} and view.tasks["r.0"].status == "completed"
+
+
+def test_failure_of_one_attempt_leaves_the_other_running() -> None:
+    view = View()
+    _running(view)
+    view.apply(
+        ev(TaskFailed, 7, task_id="r.0", worker_id="w", attempt=1, category="infrastructure"), 7
+    )
+    task = view.tasks["r.0"]
+    assert task.status == "running" and task.worker_id == "v" and task.attempt == 2
+    assert view.free_slots("w") == 1 and view.free_slots("v") == 0
+    view = View()
+    _running(view)
+    view.apply(ev(TaskFailed, 7, task_id="r.0", worker_id="v", attempt=2, category="timeout"), 7)
+    task = view.tasks["r.0"]
+    assert task.status == "running" and task.worker_id == "w" and task.spare_attempt == 0

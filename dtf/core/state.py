@@ -29,6 +29,7 @@ from events.catalogue import (
     TaskFailed,
     TaskQueued,
     TaskRetryScheduled,
+    TaskSpeculated,
     TaskStarted,
     WorkerDisabled,
     WorkerDraining,
@@ -68,10 +69,26 @@ class TaskState(msgspec.Struct, frozen=True):
     not_before: float = 0.0
     avoid: tuple[str, ...] = ()
     min_memory_gb: float = 0.0
+    spare_worker: str = ""  # a speculative second attempt (stragglers), while it runs
+    spare_attempt: int = 0
 
     @property
     def task_id(self) -> str:
         return self.spec.task_id
+
+    @property
+    def live_attempts(self) -> tuple[int, ...]:
+        """Attempts whose result would still be accepted."""
+        if self.status not in ("assigned", "running"):
+            return ()
+        return (self.attempt, self.spare_attempt) if self.spare_attempt else (self.attempt,)
+
+    @property
+    def busy_workers(self) -> frozenset[str]:
+        """Workers whose slots this task occupies."""
+        if self.status not in ("assigned", "running"):
+            return frozenset()
+        return frozenset(w for w in (self.worker_id, self.spare_worker) if w)
 
     @property
     def terminal(self) -> bool:
@@ -100,7 +117,11 @@ class RunState(msgspec.Struct, frozen=True):
 
 
 def evolve_task(state: TaskState | None, event: AnyEvent, seq: int = 0) -> TaskState | None:
-    """Next state of one task, or the same state when the event does not apply."""
+    """Next state of one task, or the same state when the event does not apply.
+
+    A running task may have a second, speculative attempt (`spare_*`); the first of the two
+    to finish decides, and a failure of one leaves the other running.
+    """
     match event:
         case TaskQueued():
             if state is not None:
@@ -116,16 +137,35 @@ def evolve_task(state: TaskState | None, event: AnyEvent, seq: int = 0) -> TaskS
                 attempt=event.attempt,
                 assigned_at=event.at,
             )
+        case TaskSpeculated() if (
+            state.status == "running" and not state.spare_attempt and event.attempt > state.attempt
+        ):
+            return replace(state, spare_worker=event.worker_id, spare_attempt=event.attempt)
         case TaskStarted() if event.attempt == state.attempt and state.status == "assigned":
             return replace(state, status="running", started_at=event.at)
-        case TaskCompleted() if event.attempt == state.attempt:
+        case TaskCompleted() if event.attempt in state.live_attempts:
             return replace(
                 state,
                 status="completed",
+                worker_id=event.worker_id,
+                attempt=event.attempt,
+                spare_worker="",
+                spare_attempt=0,
                 finished_at=event.at,
                 cases=event.cases,
                 metrics=event.metrics,
                 exit_code=event.exit_code,
+            )
+        case TaskFailed() if state.spare_attempt and event.attempt in state.live_attempts:
+            if event.attempt == state.spare_attempt:  # the speculation failed: carry on
+                return replace(state, spare_worker="", spare_attempt=0)
+            # The original failed while its spare runs: the spare becomes the attempt.
+            return replace(
+                state,
+                worker_id=state.spare_worker,
+                attempt=state.spare_attempt,
+                spare_worker="",
+                spare_attempt=0,
             )
         case TaskFailed() if event.attempt == state.attempt and state.status != "retrying":
             retry = event.category in RETRYABLE and event.attempt < state.spec.max_attempts
@@ -146,7 +186,7 @@ def evolve_task(state: TaskState | None, event: AnyEvent, seq: int = 0) -> TaskS
                 avoid=event.avoid,
                 min_memory_gb=max(state.min_memory_gb, event.min_memory_gb),
             )
-        case TaskCancelled():
+        case TaskCancelled() if event.attempt == 0:
             return replace(state, status="cancelled", finished_at=event.at, message=event.reason)
     return state
 
@@ -212,6 +252,7 @@ class View:
     retrying_ids: dict[str, None] = field(default_factory=dict)
     infra_streak: dict[str, int] = field(default_factory=dict)  # worker -> failures in a row
     terminal_count: dict[str, int] = field(default_factory=dict)  # run -> tasks ended
+    losers: dict[str, int] = field(default_factory=dict)  # task -> attempt to cancel
     last_seq: int = 0
     ignored: int = 0
 
@@ -247,6 +288,8 @@ class View:
 
     def _apply_task(self, event: AnyEvent, seq: int) -> bool:
         task_id = event.task_id  # type: ignore[union-attr]
+        if isinstance(event, TaskCancelled) and event.attempt:
+            self.losers.pop(task_id, None)  # the losing attempt was told to stop
         old = self.tasks.get(task_id)
         new = evolve_task(old, event, seq)
         if not self._store(self.tasks, task_id, new):
@@ -256,10 +299,16 @@ class View:
             self.run_tasks.setdefault(new.spec.run_id, []).append(task_id)
         if new.terminal and (old is None or not old.terminal):
             self.terminal_count[new.spec.run_id] = self.terminal_count.get(new.spec.run_id, 0) + 1
-        if old is not None and old.worker_id and old.status in ("assigned", "running"):
-            self.active.get(old.worker_id, set()).discard(task_id)
-        if new.status in ("assigned", "running"):
-            self.active.setdefault(new.worker_id, set()).add(task_id)
+        before = old.busy_workers if old is not None else frozenset()
+        after = new.busy_workers
+        for worker_id in before - after:
+            self.active.get(worker_id, set()).discard(task_id)
+        for worker_id in after - before:
+            self.active.setdefault(worker_id, set()).add(task_id)
+        if before - after and new.terminal and old is not None and old.spare_attempt:
+            # The other attempt lost the race: the coordinator cancels it.
+            loser = old.spare_attempt if new.attempt == old.attempt else old.attempt
+            self.losers[task_id] = loser
         for status, ids in (("queued", self.queued_ids), ("retrying", self.retrying_ids)):
             if new.status == status:
                 ids[task_id] = None
