@@ -38,8 +38,10 @@ from events.catalogue import (
     TaskAssigned,
     TaskCancelled,
     TaskFailed,
+    TaskQueued,
     TaskRetryScheduled,
     TaskSpeculated,
+    WorkerEnabled,
     WorkerLost,
     WorkerQuarantined,
     WorkerRegistered,
@@ -308,11 +310,13 @@ class Coordinator:
                         at=self.clock(),
                         actor=self.id,
                         worker_id=worker_id,
-                        reason=f"{streak} infrastructure failures in a row; "
-                        f"`dtf worker enable {worker_id}` puts it back",
+                        reason=f"{streak} infrastructure failures in a row; a passing health "
+                        f"check or `dtf worker enable {worker_id}` puts it back",
                         term=self.term,
                     )
                 )
+            if worker.status == "quarantined":
+                await self._check_health(worker_id)
         workers = free_workers(view)
         if workers and view.queued_ids:  # no free slot: nothing to sort through
             now = self.clock()
@@ -346,6 +350,38 @@ class Coordinator:
                         term=self.term,
                     )
                 )
+
+    async def _check_health(self, worker_id: str) -> None:
+        """Queue, assign and judge the health check of a quarantined worker.
+
+        One check per quarantine: when it passes the worker is enabled again; when it fails,
+        the worker stays out until an operator enables it.
+        """
+        view = self.view
+        task = view.tasks.get(view.health.get(worker_id, ""))
+        quarantined_at = view.workers[worker_id].changed_at
+        if task is None or task.queued_at < quarantined_at:
+            run_id = f"health-{uuid.uuid4().hex[:8]}"
+            await self._write(
+                TaskQueued(
+                    id=new_id(),
+                    at=self.clock(),
+                    actor=self.id,
+                    task_id=f"{run_id}.0",
+                    run_id=run_id,
+                    kind="health",
+                    timeout=60,
+                    max_attempts=1,
+                    pinned=worker_id,
+                )
+            )
+        elif task.status == "queued" and not view.active.get(worker_id):
+            # Quarantined workers take no ordinary work, so the strategy never sees them.
+            await self._assign(task.task_id, worker_id)
+        elif task.status == "completed" and task.exit_code == 0:
+            await self._write(
+                WorkerEnabled(id=new_id(), at=self.clock(), actor=self.id, worker_id=worker_id)
+            )
 
     async def _speculate(self, idle: list[WorkerSlots]) -> None:
         """Give stragglers a second attempt on an idle capable worker (queue empty only).

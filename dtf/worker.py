@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import time
 import uuid
@@ -61,6 +62,15 @@ from events.codec import decode
 from events.subjects import ROOT, assignments_for, log_subject, task_subject, worker_subject
 
 log = logging.getLogger(__name__)
+
+
+# What a quarantined worker must pass to be trusted again: its Python starts, imports pytest,
+# and can write a temporary file.
+HEALTH_CHECK = (
+    sys.executable,
+    "-c",
+    "import pytest, tempfile; tempfile.TemporaryFile().write(b'dtf health check')",
+)
 
 
 def default_worker_id() -> str:
@@ -361,6 +371,8 @@ class Worker:
 
     async def _execute(self, slot: Slot, spec: TaskQueued) -> AnyEvent:
         workdir = await self.cache.get(self.store, spec.bundle) if spec.bundle else Path.cwd()
+        if spec.kind == "health":
+            spec = msgspec.structs.replace(spec, kind="command", argv=HEALTH_CHECK)
         if spec.kind == "command":
             began = time.monotonic()
             outcome = await self._run_with_checkpoints(slot, spec, workdir)

@@ -16,7 +16,8 @@ SCHEMA_VERSION = 1
 Outcome = Literal["passed", "failed", "skipped", "xfailed", "xpassed", "error"]
 # Error categories; issue #3 retries by these.
 Category = Literal["infrastructure", "timeout", "environment", "test", "cancelled", "internal"]
-TaskKind = Literal["pytest", "command"]
+# "health": a check the coordinator runs on a quarantined worker; passing re-enables it.
+TaskKind = Literal["pytest", "command", "health"]
 
 
 class Requirements(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -124,6 +125,7 @@ class TaskQueued(Event, frozen=True, tag="task.queued"):
     args: tuple[str, ...] = ()
     max_attempts: int = 3  # attempts for infrastructure errors and timeouts
     reruns: int = 0  # reruns of a failing test inside one attempt (flaky detection)
+    pinned: str = ""  # only this worker may run it (health checks)
 
 
 class TaskAssigned(Event, frozen=True, tag="task.assigned"):

@@ -260,9 +260,10 @@ def test_coordinator_answers_recorded_durations(cluster: Cluster, tmp_path: Path
     assert reply.slots == 3 and reply.workers == 1
 
 
-def test_quarantine_after_repeated_infrastructure_failures_and_enable(
+def test_quarantine_after_repeated_infrastructure_failures_then_health_check(
     cluster: Cluster, tmp_path: Path
 ) -> None:
+    """Three crashes in a row quarantine the worker; its health check passes and it is back."""
     crash = "import os\n\ndef test_crash():\n    os._exit(3)\n"
     files = {f"test_c{i}.py": crash for i in range(3)}
     files["test_z.py"] = "def test_ok():\n    pass\n"
@@ -270,23 +271,36 @@ def test_quarantine_after_repeated_infrastructure_failures_and_enable(
     cluster.start("coordinator", "coordinator")
     cluster.worker("w1")
     run = cluster.run(root, ".", "--max-attempts", "1", "--json", "r.json")
-    eventually(
-        lambda: (
-            "worker.quarantined" in dtf("show", "worker", "w1", cluster=cluster, cwd=root).stdout
-        ),
-        timeout=90,
-        interval=0.3,
-    )
-    status = dtf("status", cluster=cluster, cwd=root)
-    assert "quarantined" in status.stdout
-    assert run.poll() is None  # test_ok waits: no worker may take it
-    enabled = dtf("worker", "enable", "w1", cluster=cluster, cwd=root)
-    assert enabled.returncode == 0, enabled.stderr
-    out, err = run.communicate(timeout=60)
+    out, err = run.communicate(timeout=120)
     assert run.returncode == 1, (out, err)
     cases = {c["nodeid"]: c["outcome"] for c in json.loads((root / "r.json").read_text())["cases"]}
     assert cases["test_z.py::test_ok"] == "passed"
     assert [cases[f"test_c{i}.py::test_crash"] for i in range(3)] == ["error"] * 3
+    audit = dtf("show", "worker", "w1", cluster=cluster, cwd=root).stdout
+    assert "worker.quarantined" in audit and "worker.enabled" in audit
+    assert audit.index("worker.quarantined") < audit.index("worker.enabled")
+    assert "health" in dtf("show", "all", "--since", "1h", cluster=cluster, cwd=root).stdout
+
+
+def test_operator_disables_then_enables_a_worker(cluster: Cluster, tmp_path: Path) -> None:
+    root = project(tmp_path, {"test_a.py": "def test_a():\n    pass\n"})
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    assert dtf("worker", "disable", "w1", cluster=cluster, cwd=root).returncode == 0
+    eventually(lambda: "disabled" in dtf("status", cluster=cluster, cwd=root).stdout, timeout=30)
+    run = cluster.run(root, ".")
+    eventually(
+        lambda: (
+            "task.queued" in dtf("show", "all", "--since", "1h", cluster=cluster, cwd=root).stdout
+        ),
+        timeout=60,
+        interval=0.3,
+    )
+    assert run.poll() is None  # nobody may take the task while w1 is disabled
+    enabled = dtf("worker", "enable", "w1", cluster=cluster, cwd=root)
+    assert enabled.returncode == 0, enabled.stderr
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, (out, err)
 
 
 def test_operator_disable_and_drain(cluster: Cluster, tmp_path: Path) -> None:

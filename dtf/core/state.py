@@ -100,6 +100,7 @@ class WorkerState(msgspec.Struct, frozen=True):
     registered: WorkerRegistered
     status: WorkerStatus = "active"
     reason: str = ""
+    changed_at: float = 0.0  # when the status last changed
 
     @property
     def slots(self) -> int:
@@ -194,21 +195,21 @@ def evolve_task(state: TaskState | None, event: AnyEvent, seq: int = 0) -> TaskS
 def evolve_worker(state: WorkerState | None, event: AnyEvent) -> WorkerState | None:
     match event:
         case WorkerRegistered():
-            return WorkerState(event.worker_id, event)
+            return WorkerState(event.worker_id, event, changed_at=event.at)
         case _ if state is None:
             return None
         case WorkerDraining():
-            return replace(state, status="draining")
+            return replace(state, status="draining", changed_at=event.at)
         case WorkerStopped():
-            return replace(state, status="stopped", reason=event.reason)
+            return replace(state, status="stopped", reason=event.reason, changed_at=event.at)
         case WorkerLost():
-            return replace(state, status="lost", reason=event.reason)
+            return replace(state, status="lost", reason=event.reason, changed_at=event.at)
         case WorkerQuarantined():
-            return replace(state, status="quarantined", reason=event.reason)
+            return replace(state, status="quarantined", reason=event.reason, changed_at=event.at)
         case WorkerDisabled():
-            return replace(state, status="disabled", reason=event.reason)
+            return replace(state, status="disabled", reason=event.reason, changed_at=event.at)
         case WorkerEnabled() if state.status in ("quarantined", "disabled"):
-            return replace(state, status="active", reason="")
+            return replace(state, status="active", reason="", changed_at=event.at)
     return state
 
 
@@ -253,6 +254,7 @@ class View:
     infra_streak: dict[str, int] = field(default_factory=dict)  # worker -> failures in a row
     terminal_count: dict[str, int] = field(default_factory=dict)  # run -> tasks ended
     losers: dict[str, int] = field(default_factory=dict)  # task -> attempt to cancel
+    health: dict[str, str] = field(default_factory=dict)  # worker -> its latest health task
     last_seq: int = 0
     ignored: int = 0
 
@@ -297,6 +299,8 @@ class View:
         assert new is not None
         if old is None:
             self.run_tasks.setdefault(new.spec.run_id, []).append(task_id)
+            if new.spec.kind == "health":
+                self.health[new.spec.pinned] = task_id
         if new.terminal and (old is None or not old.terminal):
             self.terminal_count[new.spec.run_id] = self.terminal_count.get(new.spec.run_id, 0) + 1
         before = old.busy_workers if old is not None else frozenset()

@@ -84,6 +84,7 @@ def capable(task: TaskState, workers: Sequence[WorkerSlots]) -> list[WorkerSlots
         w
         for w in workers
         if w.free > 0
+        and (not task.spec.pinned or w.worker_id == task.spec.pinned)
         and satisfies(w.capabilities, task.spec.requirements)
         and (not task.min_memory_gb or w.capabilities.memory_gb > task.min_memory_gb)
     ]
