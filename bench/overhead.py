@@ -161,13 +161,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--skip-dispatch", action="store_true")
     args = parser.parse_args()
     if not args.suite.is_dir():
         sys.exit(f"not a directory: {args.suite}")
     if not args.skip_compare:
         compare(args.suite.resolve(), args.rounds, args.workers)
-    asyncio.run(dispatch(args.tasks, args.workers, durable=True))
-    asyncio.run(dispatch(args.tasks, args.workers, durable=False))
+    if not args.skip_dispatch:
+        asyncio.run(dispatch(args.tasks, args.workers, durable=True))
+        asyncio.run(dispatch(args.tasks, args.workers, durable=False))
 
 
 if __name__ == "__main__":

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,22 +47,17 @@ class LocalCluster:
         """Children that exited, with their exit codes."""
         return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
 
-    def stop(self, timeout: float = 0.5, keep_logs: bool = False) -> None:
-        """SIGTERM the workers, SIGKILL what is left after `timeout`, then stop the server.
+    def stop(self, keep_logs: bool = False) -> None:
+        """Kill the workers, then stop the server.
 
         The store is thrown away, so a worker's orderly goodbye (events, consumer cleanup)
-        is not worth waiting long for; its pytest processes die with it (dtf.lifeline).
+        buys nothing here; their pytest processes die with them (dtf.lifeline).
         """
         for proc in self.processes.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for proc in self.processes.values():
-            try:
-                proc.wait(max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
+        for proc in self.processes.values():
+            proc.wait()
         self.server.stop()
         if not keep_logs:
             shutil.rmtree(self.log_dir, ignore_errors=True)

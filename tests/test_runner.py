@@ -308,3 +308,12 @@ def test_long_failure_text_keeps_head_and_tail() -> None:
     assert cut.startswith("HEAD") and cut.endswith("TAIL")
     assert "characters cut" in cut
     assert truncate_middle("short") == "short"
+
+
+def test_spelt_out_exit_codes_are_pytests() -> None:
+    from dtf.runner import collect as collect_module
+
+    assert collect_module._OK == pytest.ExitCode.OK
+    assert collect_module._INTERRUPTED == pytest.ExitCode.INTERRUPTED
+    assert collect_module._USAGE_ERROR == pytest.ExitCode.USAGE_ERROR
+    assert collect_module._NO_TESTS_COLLECTED == pytest.ExitCode.NO_TESTS_COLLECTED
