@@ -39,10 +39,12 @@ def parse(spec: str) -> Requirements:
             raise ValueError(f"requirement {part!r} is not key=value")
         if key in ("label", "labels"):
             labels.append(value)
-        elif key in ("cpus", "gpus"):
-            fields[key] = int(value)
-        elif key in ("memory_gb", "gpu_memory_gb"):
-            fields[key] = float(value)
+        elif key in ("cpus", "gpus", "memory_gb", "gpu_memory_gb"):
+            kind = int if key in ("cpus", "gpus") else float
+            try:
+                fields[key] = kind(value)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {value!r}") from None
         elif key in ("platform", "gpu_vendor"):
             fields[key] = value
         else:
