@@ -43,10 +43,6 @@ class LocalCluster:
         )
         log.close()
 
-    def dead(self) -> dict[str, int]:
-        """Children that exited, with their exit codes."""
-        return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
-
     def stop(self, keep_logs: bool = False) -> None:
         """Kill the workers, then stop the server.
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
+from dtf.runner.launch import kill_group
 from events.catalogue import Category, Metric
 
 TAIL_BYTES = 8192
@@ -46,11 +46,6 @@ def parse_results(data: bytes) -> tuple[Metric, ...]:
         return msgspec.convert(raw, _LongForm).metrics
     plain = msgspec.convert(raw, dict[str, float])
     return tuple(Metric(name, value) for name, value in plain.items())
-
-
-def kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 async def run_command(

@@ -10,7 +10,6 @@ counted in `View.ignored`; it never raises.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -276,10 +275,6 @@ class View:
             return self._store(self.workers, worker_id, new_worker)
         run_id = key[4:]
         return self._store(self.runs, run_id, evolve_run(self.runs.get(run_id), event))
-
-    def apply_all(self, records: Iterable[tuple[AnyEvent, int]]) -> None:
-        for event, seq in records:
-            self.apply(event, seq)
 
     def _store(self, table: dict, key: str, new: object) -> bool:
         if new is None or new is table.get(key):
