@@ -168,7 +168,8 @@ TABLES: dict[str, str] = {
 # - tasks.command: the argv of a command task joined by spaces ("" for pytest tasks).
 # - test_cases: one row per test item per attempt, from TaskCompleted/TaskFailed cases.
 # - results: one row per Metric of a TaskCompleted (long form); dims are the metric's own
-#   dims merged over the run's labels; `hardware` is the worker's hardware class.
+#   dims only (run labels stay in runs.labels, commit/branch have their own columns, so a
+#   series is name x dims x hardware); `hardware` is the worker's hardware class.
 # - errors: one row per TaskFailed and per "error"/"failed" test case; severity is
 #   "critical" for infrastructure and internal, "warning" for timeout/environment, "info"
 #   for test and cancelled.  A TaskFailed's cases get rows only when their message differs

@@ -156,10 +156,11 @@ async def test_recorded_log_gives_the_expected_tables(
     ) == [(1, "error", "timeout", 1), (2, "error", "timeout", 1)]
     latency = query(
         db,
-        "SELECT value, unit, direction, dims->>'model', dims->>'commit', hardware"
+        "SELECT value, unit, direction, dims->>'model', dims->>'commit', commit, hardware"
         " FROM results WHERE name = 'latency_ms'",
     )
-    assert latency == [(12.5, "ms", "lower", "bert", commit, "linux-2cpu-24gb")]
+    # The run's labels (commit, branch, tags) are not part of a series' dims.
+    assert latency == [(12.5, "ms", "lower", "bert", None, commit, "linux-2cpu-24gb")]
     assert query(
         db, "SELECT name, value, unit, direction FROM results WHERE name = 'warmup_s'"
     ) == [("warmup_s", 0.25, None, "lower")]

@@ -57,7 +57,10 @@ class Results:
                         m.value,
                         m.unit or None,
                         m.direction,
-                        to_json({**labels, **m.dims}),
+                        # The metric's own dims only: run labels (a PR number, a phase) would
+                        # make every run its own series and nothing comparable; they stay in
+                        # runs.labels, and commit/branch have their own columns.
+                        to_json(m.dims),
                         hardware,
                         event.worker_id or None,
                         labels.get("commit"),
