@@ -207,11 +207,21 @@ def _connect_url(args: argparse.Namespace) -> list[str]:
 
 
 async def _serve(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run a daemon until SIGINT/SIGTERM, which set `stop` so it can shut down in order."""
+    """Run a daemon until SIGINT/SIGTERM, which set `stop` so it can shut down in order.
+
+    A second signal while it shuts down exits at once (the impatient operator's Ctrl-C).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            print("dtf: stopping now, without finishing the shutdown", file=sys.stderr)
+            os._exit(130)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await body(stop)
 
 

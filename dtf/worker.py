@@ -174,7 +174,12 @@ class Worker:
                 beat = group.create_task(self._heartbeat(kv, stop))
                 loops = [group.create_task(self._slot_loop(s, stop)) for s in self.slots]
                 await stop.wait()
-                await self.store.append_retrying(self._event(WorkerDraining, worker_id=self.id))
+                # Announcing the drain is worth a short wait, not a long one: when the server
+                # is gone for good, the worker must still stop.
+                with contextlib.suppress(StoreError):
+                    await self.store.append_retrying(
+                        self._event(WorkerDraining, worker_id=self.id), within=5
+                    )
                 await self._drain(sub)
                 for loop in loops:
                     loop.cancel()
@@ -185,14 +190,14 @@ class Worker:
             for slot in self.slots:
                 if slot.session is not None:
                     await slot.session.close()
-        await self.store.append_retrying(
-            self._event(WorkerStopped, worker_id=self.id, reason="drained")
-        )
         try:
+            await self.store.append_retrying(
+                self._event(WorkerStopped, worker_id=self.id, reason="drained"), within=5
+            )
             await kv.delete(self.id)
             await sub.unsubscribe()
             await self.store.js.delete_consumer(topology.EVENTS_STREAM, self.id)
-        except (nats.errors.Error, TimeoutError) as exc:
+        except (nats.errors.Error, TimeoutError, StoreError) as exc:
             log.warning("cleanup after drain incomplete: %s", exc)
 
     def _beat(self) -> bytes:
