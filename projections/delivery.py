@@ -1,40 +1,30 @@
-"""Reading the event stream for the projector: nats-py's ordered push consumer into a buffer.
+"""Reading the event stream for the projector: raw deliveries into a buffer, in stream order.
 
-The callback only appends raw deliveries; decoding and applying happen in batches on the
-projector's side.  nats-py spends ~20 us of Python per JetStream message (headers, a Msg
-object, a queue hop), which bounds a rebuild here; a hand-written protocol reader measured
-~3 us, but dtf does not reimplement its client library (see docs/architecture.md).
+nats-py's ordered consumer runs in a child process (`projections.stream_reader`), which hands
+over deliveries in frames of thousands; decoding and applying happen in batches on the
+projector's side.  nats-py spends ~25 us of Python per JetStream message (headers, a Msg
+object, a queue hop): in the projector's own process that cost and the projector's would add
+up on one core, in its own process they overlap (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import os
+import sys
 import time
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-import nats.errors
-import nats.js
-import nats.js.api as api
-from nats.aio.msg import Msg
+import msgspec
 
 from dtf.errors import StoreError
-from dtf.store import EventStore, position
-from events import topology
+from projections.stream_reader import HEADER, Delivered, Frame
 
-log = logging.getLogger(__name__)
+__all__ = ["Delivered", "ProcessReader", "Reader", "open_reader"]
 
-READ_CHUNK = 1 << 20
-_ACK = b"$JS.ACK."
-
-
-class Delivered(NamedTuple):
-    """One stored message: stream sequence, subject and the raw payload."""
-
-    seq: int
-    subject: str
-    data: bytes
+# Deliveries buffered before the reader stops taking frames in (two batches).
+HIGH_WATER = 100_000
 
 
 class Reader(Protocol):
@@ -83,53 +73,103 @@ class _Buffer:
                 await asyncio.wait_for(self._grown.wait(), left)
 
 
-class NatsPyReader(_Buffer):
-    """The buffer fed by nats-py's ordered consumer with a callback (its fastest reader)."""
+class ProcessReader(_Buffer):
+    """The buffer fed by `projections.stream_reader` in a child process, frame by frame.
 
-    def __init__(self, store: EventStore, start_seq: int) -> None:
+    Frames are taken in on the event loop, which is free while a batch is applied in the
+    projector's worker thread; above HIGH_WATER buffered deliveries it stops reading the
+    pipe, which holds the child (and through nats-py's flow control, the server) back.
+    """
+
+    def __init__(self, urls: list[str], start_seq: int) -> None:
         super().__init__(start_seq - 1)
-        self._store = store
-        self._sub: nats.js.JetStreamContext.PushSubscription | None = None
+        self._urls = urls
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._taken = asyncio.Event()
+        self._started = asyncio.Event()
+        self._error: StoreError | None = None
 
     async def start(self) -> None:
-        async def on_msg(msg: Msg) -> None:
-            seq, pending = position(msg)
-            self._items.append(Delivered(seq, msg.subject, msg.data))
-            self.last_seq = seq
-            self._grown.set()
-            if pending == 0:
-                self.caught_up.set()
-
-        config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "projections.stream_reader",
+            "--from",
+            str(self.last_seq + 1),
+            "--parent",
+            str(os.getpid()),
+            *self._urls,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
+        self._task = asyncio.create_task(self._receive(self._proc))
+        await self._started.wait()
+        self._check()
+
+    async def _receive(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        decode = msgspec.msgpack.Decoder(Frame).decode
         try:
-            self._sub = await self._store.js.subscribe(
-                "dtf.evt.>",
-                stream=topology.EVENTS_STREAM,
-                cb=on_msg,
-                ordered_consumer=True,
-                config=config,
-                pending_msgs_limit=1_000_000,
-                pending_bytes_limit=1 << 30,
+            while True:
+                head = await proc.stdout.readexactly(HEADER.size)
+                frame = decode(await proc.stdout.readexactly(HEADER.unpack(head)[0]))
+                if frame.items:
+                    self._items.extend(frame.items)
+                    self.last_seq = frame.items[-1][0]
+                    self._grown.set()
+                if frame.caught_up:
+                    self.caught_up.set()
+                self._started.set()
+                while len(self._items) >= HIGH_WATER:
+                    self._taken.clear()
+                    await self._taken.wait()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except msgspec.DecodeError as exc:
+            self._error = StoreError(f"the stream reader sent a bad frame: {exc}")
+        if self._error is None:
+            why = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
+            code = await proc.wait()
+            self._error = StoreError(
+                why[-1] if why else f"the event stream reader process exited with status {code}"
             )
-            info = await self._sub.consumer_info()
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot follow the event stream: {exc}") from None
-        if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
-            self.caught_up.set()
+        self._started.set()
+        self._grown.set()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def take(self, limit: int) -> list[Delivered]:
-        return self._take(limit)
+        batch = self._take(limit)
+        self._taken.set()
+        return batch
+
+    async def wait(self, count: int, timeout: float) -> None:
+        self._check()
+        await super().wait(count, timeout)
+        if not self._items:
+            self._check()
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._proc.wait()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
-async def open_reader(store: EventStore, start_seq: int) -> Reader:
-    """A started reader of the event stream from `start_seq`."""
-    reader = NatsPyReader(store, start_seq)
-    await reader.start()
+async def open_reader(urls: list[str], start_seq: int) -> Reader:
+    """A started reader of the event stream at `urls` from `start_seq`."""
+    reader = ProcessReader(urls, start_seq)
+    try:
+        await reader.start()
+    except BaseException:
+        await reader.stop()
+        raise
     return reader

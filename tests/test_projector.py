@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+import psutil
 import pytest
 
 from bench.replay import synthetic_events
@@ -408,3 +409,52 @@ def test_file_in_use_is_one_clear_error(tmp_path: Path) -> None:
 
 
 # --- the reader -------------------------------------------------------------------------
+
+
+def _reader_children() -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process().children()
+        if "projections.stream_reader" in " ".join(p.cmdline())
+    ]
+
+
+async def test_killed_reader_is_one_clear_error_and_loses_nothing(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path
+) -> None:
+    """The stream is read by a child process; when it dies (kill -9), the projector stops
+    with one line, keeps every committed batch, and a restart resumes where it stopped."""
+    first = await publish(store, fixture_messages())
+    db = tmp_path / "p.duckdb"
+    seen: list[int] = []
+    follower = asyncio.create_task(
+        replay([nats_server.url], db, follow=True, on_progress=lambda s, _: seen.append(s))
+    )
+    await eventually_async(lambda: seen and seen[-1] >= first, timeout=30)
+    (reader,) = _reader_children()
+    reader.kill()
+    with pytest.raises(StoreError) as info:
+        await asyncio.wait_for(follower, 30)
+    assert "\n" not in str(info.value) and "exited" in str(info.value)
+    assert not _reader_children()
+
+    last = await publish_events(store, synthetic_events(2000, seed=3))
+    stats = await replay([nats_server.url], db)
+    assert stats.last_seq == last and stats.applied == last - first
+    clean = tmp_path / "clean.duckdb"
+    await replay([nats_server.url], clean, rebuild=True)
+    assert snapshot(db) == snapshot(clean)
+
+
+def test_reader_child_fails_in_one_line() -> None:
+    """Run on its own against a server that is not there: one line, exit status 2."""
+    child = subprocess.run(
+        [sys.executable, "-m", "projections.stream_reader", "--from", "1", "nats://127.0.0.1:1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 2
+    assert child.stdout == ""
+    assert len(child.stderr.strip().splitlines()) == 1 and "cannot reach NATS" in child.stderr
