@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import time
 from typing import Protocol
@@ -89,6 +90,7 @@ class ProcessReader(_Buffer):
         self._taken = asyncio.Event()
         self._started = asyncio.Event()
         self._error: StoreError | None = None
+        self._stderr: asyncio.Task[str] | None = None
 
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
@@ -105,11 +107,12 @@ class ProcessReader(_Buffer):
             stderr=asyncio.subprocess.PIPE,
         )
         self._task = asyncio.create_task(self._receive(self._proc))
+        self._stderr = asyncio.create_task(self._last_words(self._proc))
         await self._started.wait()
         self._check()
 
     async def _receive(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
         decode = msgspec.msgpack.Decoder(Frame).decode
         try:
             while True:
@@ -130,13 +133,21 @@ class ProcessReader(_Buffer):
         except msgspec.DecodeError as exc:
             self._error = StoreError(f"the stream reader sent a bad frame: {exc}")
         if self._error is None:
-            why = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
             code = await proc.wait()
-            self._error = StoreError(
-                why[-1] if why else f"the event stream reader process exited with status {code}"
-            )
+            why = await self._stderr if self._stderr is not None else ""
+            self._error = StoreError(why or _died(code))
         self._started.set()
         self._grown.set()
+
+    @staticmethod
+    async def _last_words(proc: asyncio.subprocess.Process) -> str:
+        """Drain the child's stderr (so it can never block on it); its last line."""
+        assert proc.stderr is not None
+        last = ""
+        with contextlib.suppress(ValueError):  # a line over the stream's limit ends it
+            async for line in proc.stderr:
+                last = line.decode(errors="replace").strip() or last
+        return last
 
     def _check(self) -> None:
         if self._error is not None:
@@ -158,10 +169,19 @@ class ProcessReader(_Buffer):
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
             await self._proc.wait()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._stderr):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def _died(code: int) -> str:
+    how = f"status {code}"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            how = f"signal {signal.Signals(-code).name}"
+    return f"the event stream reader process exited ({how}); rerun to resume"
 
 
 async def open_reader(urls: list[str], start_seq: int) -> Reader:
