@@ -15,75 +15,34 @@ import os
 import signal
 import sys
 import time
-from typing import Protocol
 
 import msgspec
 
 from dtf.errors import StoreError
 from projections.stream_reader import HEADER, Delivered, Frame
 
-__all__ = ["Delivered", "ProcessReader", "Reader", "open_reader"]
+__all__ = ["Delivered", "ProcessReader", "open_reader"]
 
 # Deliveries buffered before the reader stops taking frames in (two batches).
 HIGH_WATER = 100_000
+FRAME_BYTES = 4 << 20
 
 
-class Reader(Protocol):
-    """What the projector reads from: a buffer of deliveries in stream order."""
-
-    caught_up: asyncio.Event  # set once the stream's end (as of some moment) was delivered
-    last_seq: int  # the last stream sequence received
-
-    def buffered(self) -> int: ...
-
-    def take(self, limit: int) -> list[Delivered]: ...
-
-    async def wait(self, count: int, timeout: float) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-class _Buffer:
-    """The deliveries received and not taken yet, and the waiters for more."""
-
-    def __init__(self, last_seq: int) -> None:
-        self.caught_up = asyncio.Event()
-        self.last_seq = last_seq
-        self._items: list[Delivered] = []
-        self._grown = asyncio.Event()
-
-    def buffered(self) -> int:
-        return len(self._items)
-
-    def _take(self, limit: int) -> list[Delivered]:
-        batch = self._items[:limit]
-        del self._items[:limit]
-        if not self._items:
-            self._grown.clear()
-        return batch
-
-    async def wait(self, count: int, timeout: float) -> None:
-        """Until `count` deliveries are buffered, the stream is drained, or `timeout` passes."""
-        deadline = time.monotonic() + timeout
-        while len(self._items) < count:
-            left = deadline - time.monotonic()
-            if left <= 0 or (self.caught_up.is_set() and self._items):
-                return
-            self._grown.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._grown.wait(), left)
-
-
-class ProcessReader(_Buffer):
+class ProcessReader:
     """The buffer fed by `projections.stream_reader` in a child process, frame by frame.
 
     Frames are taken in on the event loop, which is free while a batch is applied in the
     projector's worker thread; above HIGH_WATER buffered deliveries it stops reading the
     pipe, which holds the child (and through nats-py's flow control, the server) back.
+    `caught_up` is set once the stream's end (as of some moment) was delivered; `last_seq` is
+    the last stream sequence received.
     """
 
     def __init__(self, urls: list[str], start_seq: int) -> None:
-        super().__init__(start_seq - 1)
+        self.caught_up = asyncio.Event()
+        self.last_seq = start_seq - 1
+        self._items: list[Delivered] = []
+        self._grown = asyncio.Event()
         self._urls = urls
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
@@ -91,6 +50,32 @@ class ProcessReader(_Buffer):
         self._started = asyncio.Event()
         self._error: StoreError | None = None
         self._stderr: asyncio.Task[str] | None = None
+
+    def buffered(self) -> int:
+        return len(self._items)
+
+    def take(self, limit: int) -> list[Delivered]:
+        """Up to `limit` deliveries, oldest first."""
+        batch = self._items[:limit]
+        del self._items[:limit]
+        if not self._items:
+            self._grown.clear()
+        self._taken.set()
+        return batch
+
+    async def wait(self, count: int, timeout: float) -> None:
+        """Until `count` deliveries are buffered, the stream is drained, or `timeout` passes;
+        raises the reader's error once everything it delivered has been taken."""
+        deadline = time.monotonic() + timeout
+        while len(self._items) < count and self._error is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or (self.caught_up.is_set() and self._items):
+                return
+            self._grown.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._grown.wait(), left)
+        if not self._items:
+            self._check()
 
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
@@ -105,6 +90,7 @@ class ProcessReader(_Buffer):
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            limit=FRAME_BYTES,  # the pipe is read on while less than twice this is buffered
         )
         self._task = asyncio.create_task(self._receive(self._proc))
         self._stderr = asyncio.create_task(self._last_words(self._proc))
@@ -153,17 +139,6 @@ class ProcessReader(_Buffer):
         if self._error is not None:
             raise self._error
 
-    def take(self, limit: int) -> list[Delivered]:
-        batch = self._take(limit)
-        self._taken.set()
-        return batch
-
-    async def wait(self, count: int, timeout: float) -> None:
-        self._check()
-        await super().wait(count, timeout)
-        if not self._items:
-            self._check()
-
     async def stop(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -184,7 +159,7 @@ def _died(code: int) -> str:
     return f"the event stream reader process exited ({how}); rerun to resume"
 
 
-async def open_reader(urls: list[str], start_seq: int) -> Reader:
+async def open_reader(urls: list[str], start_seq: int) -> ProcessReader:
     """A started reader of the event stream at `urls` from `start_seq`."""
     reader = ProcessReader(urls, start_seq)
     try:

@@ -34,7 +34,7 @@ from dtf.store import EventStore
 from events.catalogue import AnyEvent
 from projections import schema
 from projections.context import Context
-from projections.delivery import Delivered, Reader, open_reader
+from projections.delivery import Delivered, ProcessReader, open_reader
 from projections.projection import Projection, registry
 
 STATE_NAME = "projector"
@@ -242,7 +242,7 @@ def _text(data: bytes) -> str:
 
 
 async def _pump(
-    reader: Reader,
+    reader: ProcessReader,
     projector: Projector,
     executor: ThreadPoolExecutor,
     *,

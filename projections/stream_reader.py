@@ -95,7 +95,7 @@ class _Sender:
 
 
 class _Pipe(asyncio.streams.FlowControlMixin):
-    """The stdout pipe's protocol: flow control for drain(), and a waiter for its close."""
+    """The stdout pipe's protocol: flow control for drain(), and a future done at its close."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -105,9 +105,6 @@ class _Pipe(asyncio.streams.FlowControlMixin):
         super().connection_lost(exc)
         if not self.closed.done():
             self.closed.set_result(None)
-
-    def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
-        return self.closed
 
 
 def _widen(fd: int) -> None:
@@ -124,17 +121,17 @@ def _widen(fd: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(PIPE_BYTES, limit))
 
 
-async def _stdout_writer() -> asyncio.StreamWriter:
+async def _stdout_writer() -> tuple[asyncio.StreamWriter, _Pipe]:
     loop = asyncio.get_running_loop()
     _widen(sys.stdout.fileno())
     pipe = os.fdopen(sys.stdout.fileno(), "wb", buffering=0, closefd=False)
     transport, protocol = await loop.connect_write_pipe(_Pipe, pipe)
-    return asyncio.StreamWriter(transport, protocol, None, loop)
+    return asyncio.StreamWriter(transport, protocol, None, loop), protocol
 
 
 async def read(urls: list[str], start_seq: int) -> None:
     """Stream the events from `start_seq` onto stdout until killed or stdout closes."""
-    writer = await _stdout_writer()
+    writer, pipe = await _stdout_writer()
     sender = _Sender(writer)
     store = await EventStore.connect(urls, name="dtf-projector-reader")
     config = api.ConsumerConfig(
@@ -156,7 +153,7 @@ async def read(urls: list[str], start_seq: int) -> None:
     nothing_yet = not (info.delivered and info.delivered.consumer_seq)
     sender.write(caught_up=info.num_pending == 0 and nothing_yet)
     # Runs until the parent kills us; a closed stdout (the parent went away) ends it too.
-    await writer.wait_closed()
+    await pipe.closed
 
 
 def main(argv: list[str] | None = None) -> int:
