@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import msgspec
 
@@ -87,6 +88,7 @@ class ProcessReader:
             "--parent",
             str(os.getpid()),
             *self._urls,
+            env=_child_env(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -149,6 +151,14 @@ class ProcessReader:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with our own source root first on the path, so the child imports
+    the same `projections` as we did, installed or not."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
 def _died(code: int) -> str:
