@@ -14,8 +14,8 @@ failures, benchmark metrics and workers coming and going), then measures
 
 and prints events, seconds, events/s, the ratio to the raw read rate and the peak RSS.
 Publishing speed is not measured.  Goal: >= 60,000 events/s end to end.  On 2 cores that
-cannot be met with nats-py: its reading alone costs ~25 us of CPU per event and the server
-~6 us, the whole budget at 60,000 events/s (see docs/architecture.md, "Read models").
+cannot be met with nats-py: its reading alone costs ~20 us of CPU per event and the server
+~5 us, with 33 us for everything at 60,000 events/s (see docs/architecture.md, "Read models").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 nats-py's ordered consumer runs in a child process (`projections.stream_reader`), which hands
 over deliveries in frames of thousands; decoding and applying happen in batches on the
-projector's side.  nats-py spends ~25 us of Python per JetStream message (headers, a Msg
+projector's side.  nats-py spends ~20-25 us of Python per JetStream message (headers, a Msg
 object, a queue hop): in the projector's own process that cost and the projector's would add
 up on one core, in its own process they overlap (see docs/architecture.md).
 """

@@ -3,7 +3,7 @@ onto stdout.
 
     python -m projections.stream_reader --from SEQ URL [URL ...]
 
-nats-py spends ~25 us of Python per JetStream message; in the projector's own process that
+nats-py spends ~20-25 us of Python per JetStream message; in the projector's own process that
 time and the projector's (decoding, folding, DuckDB) add up on one core.  Here it runs on
 another core, and the projector gets the raw deliveries in large frames that cost ~1 us a
 message to take in.  `projections.delivery.ProcessReader` starts and reads this.
