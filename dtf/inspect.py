@@ -13,11 +13,13 @@ import signal
 import time
 
 import msgspec
+import nats.errors
 from rich.console import Console
 from rich.table import Table
 
 from dtf.core.state import View
 from dtf.errors import ConfigError
+from dtf.lease import holder
 from dtf.store import EventStore, Recorded
 from events.catalogue import CaseResult, TaskCompleted, TaskFailed
 from events.subjects import (
@@ -73,6 +75,9 @@ async def status(urls: list[str], console: Console) -> int:
         alive = set()
         with contextlib.suppress(Exception):
             alive = set(await kv.keys())
+        leader: str | None = "unknown"
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            leader = await holder(store.js)
     finally:
         await store.close()
     view = View()
@@ -109,6 +114,11 @@ async def status(urls: list[str], console: Console) -> int:
             ",".join(caps.labels),
         )
     console.print(workers)
+    console.print(
+        f"coordinator: {leader}"
+        if leader
+        else "coordinator: none leads; start one with: dtf coordinator --server URL"
+    )
     queued = view.queued()
     running = [t for t in view.tasks.values() if t.status in ("assigned", "running")]
     console.print(f"queue: {len(queued)} task(s) waiting; {len(running)} assigned or running")

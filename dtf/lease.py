@@ -43,6 +43,16 @@ async def leader_bucket(js, ttl: float = DEFAULT_TTL_S, replicas: int = 1):
         )
 
 
+async def holder(js) -> str | None:
+    """Who holds the lease now (a coordinator's id), or None when nobody leads."""
+    try:
+        kv = await js.key_value(LEADER_BUCKET)
+        entry = await kv.get(LEADER_KEY)
+    except nats.js.errors.NotFoundError:  # no bucket, no key, or a deleted or expired key
+        return None
+    return entry.value.decode(errors="replace") if entry.value else None
+
+
 class Lease:
     """Owns this process's claim: whether it leads, its term and the revision to renew."""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from rich.console import Console
 
 from dtf import outcomes, reports
@@ -31,6 +32,7 @@ from dtf.core.scheduling import strategy
 from dtf.core.state import TaskState, View
 from dtf.errors import ConfigError, DtfError
 from dtf.hardware import detect
+from dtf.lease import holder
 from dtf.local import LocalCluster, start_cluster
 from dtf.progress import RunProgress
 from dtf.runner.collect import Collection, collect
@@ -338,11 +340,8 @@ class RunClient:
                     last_change, last_seq = time.monotonic(), self.view.last_seq
                 elif time.monotonic() - last_change > STALL_NOTICE_S:
                     queued = sum(1 for t in self.view.tasks_of(self.run_id) if t.status == "queued")
-                    self.console.print(
-                        f"[yellow]waiting: {queued} task(s) queued, nothing "
-                        f"changed for {STALL_NOTICE_S:.0f}s; is a capable "
-                        "worker running? (dtf status)[/]"
-                    )
+                    leader, alive = await _cluster_state(store)
+                    self.console.print(f"[yellow]{stall_notice(queued, leader, alive)}[/]")
                     last_change = time.monotonic()
         except asyncio.CancelledError:
             with contextlib.suppress(DtfError):
@@ -422,3 +421,27 @@ def _merge(a: Requirements, b: Requirements) -> Requirements:
         return a
     fields = {f: getattr(b, f) or getattr(a, f) for f in a.__struct_fields__ if f != "labels"}
     return Requirements(labels=tuple(sorted({*a.labels, *b.labels})), **fields)
+
+
+async def _cluster_state(store: EventStore) -> tuple[str | None, int | None]:
+    """(the coordinator holding the lease, live workers); None where it cannot be read."""
+    leader: str | None = None
+    alive: int | None = None
+    with contextlib.suppress(DtfError, nats.errors.Error, TimeoutError):
+        leader = await holder(store.js)
+        kv = await store.heartbeats()
+        try:
+            alive = len(await kv.keys())
+        except nats.js.errors.NoKeysError:
+            alive = 0
+    return leader, alive
+
+
+def stall_notice(queued: int, leader: str | None, alive: int | None) -> str:
+    """What to tell a user whose run has not moved for a while, and what to do about it."""
+    head = f"waiting: {queued} task(s) queued, nothing changed for {STALL_NOTICE_S:.0f}s;"
+    if leader is None:
+        return f"{head} no coordinator is running (start one: dtf coordinator --server URL)"
+    if alive == 0:
+        return f"{head} no worker is alive (start one: dtf worker --server URL)"
+    return f"{head} is a worker with the required hardware running? (dtf status)"

@@ -138,6 +138,7 @@ def test_inspection_commands(cluster: Cluster, tmp_path: Path) -> None:
     status = dtf("status", cluster=cluster, cwd=root)
     assert status.returncode == 0, status.stderr
     assert "w1" in status.stdout and "fast" in status.stdout
+    assert "coordinator: " in status.stdout and "none leads" not in status.stdout
 
     shown = dtf("show", "run", run_id, cluster=cluster, cwd=root)
     assert shown.returncode == 0, shown.stderr

@@ -1,10 +1,12 @@
-"""Leadership by lease against a real nats-server: takeover after expiry, handover, fencing."""
+"""Leadership by lease against a real nats-server: takeover after expiry, handover, fencing,
+and reading who leads."""
 
 from __future__ import annotations
 
 import asyncio
 
-from dtf.lease import LEADER_KEY, Lease, leader_bucket
+from dtf.lease import LEADER_KEY, Lease, holder, leader_bucket
+from dtf.run import _cluster_state, stall_notice
 from dtf.store import EventStore
 from tests.conftest import eventually_async
 
@@ -51,3 +53,23 @@ async def test_planned_handover_is_immediate(store: EventStore) -> None:
     assert b.leading and b.term > 0
     entry = await kv.get(LEADER_KEY)
     assert entry.value == b"b"
+
+
+async def test_a_stalled_run_is_told_what_is_missing(store: EventStore) -> None:
+    """`dtf run` reads who leads and which workers beat to say why nothing moves."""
+    assert await holder(store.js) is None
+    assert await _cluster_state(store) == (None, 0)
+    assert "no coordinator is running" in stall_notice(3, None, 0)
+
+    kv = await leader_bucket(store.js, TTL)
+    lease = Lease(kv, "coord-7", TTL)
+    await lease.step()
+    assert await _cluster_state(store) == ("coord-7", 0)
+    assert "no worker is alive" in stall_notice(3, "coord-7", 0)
+
+    await (await store.heartbeats()).put("w1", b"{}")
+    assert await _cluster_state(store) == ("coord-7", 1)
+    assert "required hardware" in stall_notice(3, "coord-7", 1)
+
+    await kv.delete(LEADER_KEY)  # a planned handover leaves a delete marker
+    assert await holder(store.js) is None
