@@ -69,10 +69,15 @@ def _replay(args: argparse.Namespace, console: Console, connect_url: ConnectUrl)
         disable=not console.is_terminal,  # logs get the summary, not the redraws
     ) as progress:
         task = progress.add_task(f"replaying into {args.db}")
+        if args.follow:
+            console.print(f"following the event stream into {args.db} (Ctrl-C to stop)")
 
         def on_progress(last_seq: int, target: int) -> None:
             done = f"{last_seq:,} / {target:,}" if target else f"{last_seq:,}"
-            progress.update(task, description=f"replaying into {args.db}: sequence {done}")
+            line = f"replaying into {args.db}: sequence {done}"
+            progress.update(task, description=line)
+            if not console.is_terminal:  # a log gets a line per batch instead of redraws
+                console.print(line, markup=False)
 
         try:
             stats = asyncio.run(

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -458,3 +460,46 @@ def test_reader_child_fails_in_one_line() -> None:
     assert child.returncode == 2
     assert child.stdout == ""
     assert len(child.stderr.strip().splitlines()) == 1 and "cannot reach NATS" in child.stderr
+
+
+async def test_replay_follow_through_the_cli(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path
+) -> None:
+    """`dtf replay --follow` logs a line per batch, applies what arrives, and Ctrl-C leaves
+    the file complete up to the last batch."""
+    first = await publish(store, fixture_messages())
+    db = tmp_path / "f.duckdb"
+    args = ["replay", "--server", nats_server.url, "--db", str(db), "--follow"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dtf", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pipe_lines() -> None:  # a thread: the loop must stay free while lines arrive
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.put(line)
+
+    threading.Thread(target=pipe_lines, daemon=True).start()
+
+    def saw(seq: int) -> bool:
+        while not lines.empty():
+            if f"sequence {seq:,} / " in lines.get():
+                return True
+        return False
+
+    try:
+        await eventually_async(lambda: saw(first), timeout=30)
+        last = await publish_events(store, synthetic_events(1500, seed=4))
+        await eventually_async(lambda: saw(last), timeout=30)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    with Projector(db) as p:
+        assert p.last_seq == last
