@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from dtf.store import EventStore
 from events.catalogue import AnyEvent
 from projections import schema
 from projections.context import Context
+from projections.db_errors import translate
 from projections.delivery import Delivered, ProcessReader, open_reader
 from projections.projection import Projection, registry
 
@@ -74,14 +74,6 @@ class ReplayStats:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}"[:REASON_CHARS]
-
-
-def _translate(exc: duckdb.Error, db: Path) -> ProjectionError:
-    text = " ".join(str(exc).split())
-    lock = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", text)
-    if lock:
-        return ProjectionError(f"{db} is in use by another process (PID {lock[2]}, {lock[1]})")
-    return ProjectionError(f"{db}: {type(exc).__name__}: {text}"[:300])
 
 
 class Projector:
@@ -126,7 +118,7 @@ class Projector:
             self.context.load(con)
         except duckdb.Error as exc:
             self.close()
-            raise _translate(exc, self.db) from None
+            raise translate(exc, self.db) from None
         return self
 
     def close(self) -> None:
@@ -140,7 +132,7 @@ class Projector:
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error as exc:
-            raise _translate(exc, self.db) from None
+            raise translate(exc, self.db) from None
 
     def __enter__(self) -> Projector:
         return self.open()
@@ -177,7 +169,7 @@ class Projector:
         except ENVIRONMENT_ERRORS as exc:
             self._rollback()
             if isinstance(exc, duckdb.Error):
-                raise _translate(exc, self.db) from None
+                raise translate(exc, self.db) from None
             raise ProjectionError(f"{self.db}: {_one_line(exc)}") from None
         except Exception as exc:
             self._rollback()
@@ -232,7 +224,7 @@ class Projector:
                 self.con.execute("ROLLBACK")
             self.context.load(self.con)
         except duckdb.Error as exc:
-            raise _translate(exc, self.db) from None
+            raise translate(exc, self.db) from None
 
 
 @contextlib.contextmanager
@@ -291,7 +283,7 @@ def _check_unlocked(db: Path) -> None:
     try:
         duckdb.connect(str(db)).close()
     except duckdb.Error as exc:
-        raise _translate(exc, db) from None
+        raise translate(exc, db) from None
 
 
 async def replay(

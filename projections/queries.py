@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from dtf.errors import ProjectionError
+from projections.db_errors import translate
 
 # The tables the analyses read; a file without them was not built by `dtf replay`.
 REQUIRED_TABLES = ("runs", "test_cases", "results", "errors")
@@ -86,7 +87,7 @@ def open_db(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise ProjectionError(f"cannot open {path}: {_first_line(exc)}") from None
+        raise translate(exc, path) from None
     present = {row[0] for row in _fetch(con, "SELECT table_name FROM information_schema.tables")}
     missing = [table for table in REQUIRED_TABLES if table not in present]
     if missing:

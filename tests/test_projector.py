@@ -405,6 +405,19 @@ def test_file_in_use_is_one_clear_error(tmp_path: Path) -> None:
             Projector(db).open()
         message = str(info.value)
         assert f"PID {locker.pid}" in message and "\n" not in message
+        # The analysis commands say the same (a follower holds the file while it runs).
+        report = subprocess.run(
+            [sys.executable, "-m", "dtf", "report", "--db", str(db)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert report.returncode == 2
+        assert (
+            report.stderr.count("\n") == 1
+            and f"in use by another process (PID {locker.pid}" in report.stderr
+        )
     finally:
         locker.kill()
         locker.wait()
