@@ -46,8 +46,14 @@ def started_on(url: str, worker: str) -> int:
 
 def finish(run: subprocess.Popen, root: Path) -> str:
     out, err = run.communicate(timeout=180)
-    assert run.returncode == 0, (out, err)
-    return json.loads((root / "r.json").read_text())["run_id"]
+    report = root / "r.json"
+    if run.returncode != 0:  # say which tests failed and why: the summary alone does not
+        cases = json.loads(report.read_text())["cases"] if report.exists() else []
+        bad = [(c["nodeid"], c["outcome"], c["message"]) for c in cases if c["outcome"] != "passed"]
+        raise AssertionError(
+            f"dtf run exited {run.returncode}: {bad}\n{out[-3000:]}\n{err[-3000:]}"
+        )
+    return json.loads(report.read_text())["run_id"]
 
 
 def test_workers_killed_repeatedly_mid_task(cluster: Cluster, tmp_path: Path) -> None:
