@@ -99,6 +99,7 @@ class Coordinator:
         self.view = View()
         self.lease: Lease | None = None
         self.last_beat: dict[str, float] = {}  # worker id -> monotonic time of last heartbeat
+        self.last_any_beat = time.monotonic()  # the last heartbeat of any worker
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._delayed: set[str] = set()  # queued tasks waiting out a retry backoff
@@ -187,7 +188,7 @@ class Coordinator:
                     log.warning("heartbeat watch interrupted: %s", exc)
                     entry = None
                 if entry is not None and entry.key and entry.value:
-                    self.last_beat[entry.key] = time.monotonic()
+                    self._beat(entry.key, time.monotonic())
                 if self._leading():
                     await self._declare_lost()
                     await self._backstop_timeouts()
@@ -196,8 +197,23 @@ class Coordinator:
         finally:
             await watcher.stop()
 
+    def _beat(self, worker_id: str, now: float) -> None:
+        if now - self.last_any_beat > self.lost_after:
+            # Nobody's heartbeat reached us for a while and now they flow again: the bucket
+            # or our connection was down (a stream leader election takes 4-7 s), not every
+            # worker at once.  Everyone's clock starts again.
+            for known in self.last_beat:
+                self.last_beat[known] = now
+        self.last_any_beat = now
+        self.last_beat[worker_id] = now
+
     async def _declare_lost(self) -> None:
         now = time.monotonic()
+        if now - self.last_any_beat > self.lost_after:
+            # Blind, not bereaved: while no heartbeat at all arrives, silence says nothing
+            # about any one worker.  If they are really all gone, the first heartbeat of a
+            # new worker restarts the clocks and the dead are declared lost after the TTL.
+            return
         for worker_id, worker in list(self.view.workers.items()):
             if worker.status in ("stopped", "lost"):
                 continue

@@ -10,13 +10,14 @@ import asyncio
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import psutil
 
 from dtf.lease import LEADER_BUCKET, LEADER_KEY
 from dtf.store import EventStore
-from events.catalogue import TaskResultSuperseded, TaskStarted
+from events.catalogue import TaskResultSuperseded, TaskStarted, WorkerLost
 from tests.audit import check_exactly_once
 from tests.conftest import Cluster, eventually, project
 
@@ -131,6 +132,32 @@ def test_frozen_worker_past_its_ttl_is_replaced_and_its_late_result_superseded(
         interval=0.2,
     )
     check_exactly_once(records(url), run_id)
+
+
+def test_all_heartbeats_stopping_at_once_loses_no_worker(cluster: Cluster, tmp_path: Path) -> None:
+    """Every heartbeat stops at once for twice the TTL, as when the heartbeat bucket's stream
+    elects a new leader (4-7 s); here both workers are frozen so that it happens for sure.
+    Silence from everyone is the coordinator's blindness, not every worker's death: nobody
+    is declared lost, and the run finishes without retries."""
+    root = project(tmp_path, SLOW_SUITE)
+    cluster.start("coordinator", "coordinator")
+    workers = [cluster.worker("w1"), cluster.worker("w2")]
+    run = cluster.run(root, ".", "--split", "test", "--json", "r.json")
+    url = cluster.url
+    eventually(
+        lambda: started_on(url, "w1") > 0 and started_on(url, "w2") > 0, timeout=60, interval=0.2
+    )
+    for worker in workers:
+        worker.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(4.0)  # the length of the outage being caused, not a wait for a condition
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGCONT)
+    run_id = finish(run, root)
+    log = records(url)
+    check_exactly_once(log, run_id)
+    assert not [r.event for r in log if isinstance(r.event, WorkerLost)]
 
 
 def test_two_coordinators_started_at_the_same_instant(cluster: Cluster, tmp_path: Path) -> None:
