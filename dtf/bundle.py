@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import nats.errors
 import nats.js.errors
 
-from dtf.errors import ConfigError, StoreError, WorkerError
+from dtf.errors import BundleError, ConfigError, StoreError
 from dtf.store import EventStore
 
 # Never worth shipping, even without a .gitignore saying so.
@@ -97,11 +97,11 @@ def check_members(tar: tarfile.TarFile) -> None:
             or PurePosixPath(name).is_absolute()
             or ".." in PurePosixPath(name).parts
         ):
-            raise WorkerError(f"bundle rejected: unsafe path {name!r}")
+            raise BundleError(f"bundle rejected: unsafe path {name!r}")
         if member.issym() or member.islnk():
-            raise WorkerError(f"bundle rejected: link {name!r}")
+            raise BundleError(f"bundle rejected: link {name!r}")
         if not (member.isfile() or member.isdir()):
-            raise WorkerError(f"bundle rejected: special file {name!r}")
+            raise BundleError(f"bundle rejected: special file {name!r}")
 
 
 def extract(data: bytes, dest: Path) -> None:
@@ -118,7 +118,7 @@ def extract(data: bytes, dest: Path) -> None:
             if not dest.is_dir():  # another slot won the race otherwise
                 raise
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise WorkerError(f"bundle could not be extracted: {exc}") from None
+        raise BundleError(f"bundle could not be extracted: {exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -161,11 +161,11 @@ class BundleCache:
             try:
                 result = await bucket.get(sha)
             except nats.js.errors.ObjectNotFoundError:
-                raise WorkerError(f"code bundle {sha[:12]} is not in the object store") from None
+                raise BundleError(f"code bundle {sha[:12]} is not in the object store") from None
             except (nats.errors.Error, TimeoutError) as exc:
                 raise StoreError(f"could not fetch bundle {sha[:12]}: {exc}") from None
             data = result.data or b""
             if hashlib.sha256(data).hexdigest() != sha:
-                raise WorkerError(f"code bundle {sha[:12]} is corrupt (hash mismatch)")
+                raise BundleError(f"code bundle {sha[:12]} is corrupt (hash mismatch)")
             await asyncio.to_thread(extract, data, dest)
         return dest

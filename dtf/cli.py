@@ -250,7 +250,7 @@ async def _worker_admin(args: argparse.Namespace) -> int:
     import time
     import uuid
 
-    from dtf.store import EventStore
+    from dtf.store import EventStore, Recorded
     from events.catalogue import WorkerDisabled, WorkerDrainRequested, WorkerEnabled
     from events.subjects import valid_token, worker_subject
 
@@ -265,7 +265,8 @@ async def _worker_admin(args: argparse.Namespace) -> int:
     )
     store = await EventStore.connect(_connect_url(args), name="dtf-admin", timeout=3.0)
     try:
-        if not await store.load(worker_subject(args.target), timeout=10):
+        history = await store.load(worker_subject(args.target), timeout=10)
+        if not any(isinstance(r, Recorded) for r in history):
             raise ConfigError(f"no worker {args.target} has ever registered")
         await store.append(event)
     finally:

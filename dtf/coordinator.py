@@ -29,7 +29,7 @@ from dtf.core.scheduling.protocol import capable
 from dtf.core.state import View, aggregate_key
 from dtf.errors import ConcurrencyConflict, StoreError
 from dtf.lease import DEFAULT_TTL_S, Lease, leader_bucket
-from dtf.store import EventStore, Recorded
+from dtf.store import EventStore
 from events import topology
 from events.catalogue import (
     AnyEvent,
@@ -46,6 +46,7 @@ from events.catalogue import (
     WorkerQuarantined,
     WorkerRegistered,
 )
+from events.records import Rejected, Stored
 from events.subjects import ROOT
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ BACKSTOP_GRACE_S = 30.0
 # before STRAGGLER_AFTER_S seconds (expected durations of unknown tests are guesses).
 STRAGGLER_FACTOR = 4.0
 STRAGGLER_AFTER_S = 10.0
+REJECTIONS_LOGGED = 5
 
 
 class PlanRequest(msgspec.Struct):
@@ -113,22 +115,42 @@ class Coordinator:
 
     # --- following the stream -----------------------------------------------------------
 
-    def on_record(self, rec: Recorded) -> None:
-        """Runs for every event in the stream, replayed or live."""
+    def on_record(self, rec: Stored) -> None:
+        """Runs for every message in the stream, replayed or live."""
+        if isinstance(rec, Rejected):
+            self.view.reject(rec)
+            if self._ready.is_set():
+                self._report_rejection(rec)
+                # A write refused because of this message can be retried on its sequence now.
+                self._wake.set()
+            return
         if self.view.apply(rec.event, rec.seq) and self._ready.is_set():
             if isinstance(rec.event, WorkerRegistered):
                 self.last_beat[rec.event.worker_id] = time.monotonic()
             self._wake.set()
+
+    def _report_rejection(self, rec: Rejected) -> None:
+        """One warning for each of the first few unreadable messages, then one per hundred."""
+        count = self.view.rejected
+        if count <= REJECTIONS_LOGGED or count % 100 == 0:
+            log.warning(
+                "unreadable message at seq %d on %s (%s); %d so far",
+                rec.seq,
+                rec.subject,
+                rec.reason,
+                count,
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Replay, then compete for the lease and decide while leading, until `stop`."""
         follower = await self.store.follow(f"{ROOT}.>", self.on_record)
         await follower.caught_up.wait()
         log.info(
-            "replayed to seq %d; %d tasks, %d workers known",
+            "replayed to seq %d; %d tasks, %d workers known, %d unreadable messages",
             self.view.last_seq,
             len(self.view.tasks),
             len(self.view.workers),
+            self.view.rejected,
         )
         now = time.monotonic()
         for worker_id in self.view.workers:
@@ -164,9 +186,11 @@ class Coordinator:
 
     async def _on_plan(self, msg) -> None:
         """Answers `dtf run` before it splits a suite: recorded durations and free capacity."""
+        if not msg.reply:
+            return  # a publish, not a request: nobody to answer
         try:
             request = msgspec.json.decode(msg.data, type=PlanRequest)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # garbage gets the answer for no tests
             request = PlanRequest()
         known = self.view.durations
         durations = {n: known[n] for n in request.nodeids if n in known}

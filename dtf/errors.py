@@ -42,6 +42,10 @@ class WorkerError(DtfError):
     """A worker could not prepare or run a task."""
 
 
+class BundleError(WorkerError):
+    """A code bundle is missing, corrupt or refused: the task's environment, not the machine."""
+
+
 class CollectionError(DtfError):
     """pytest could not collect the suite (bad arguments, broken conftest, ...)."""
 

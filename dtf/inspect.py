@@ -20,7 +20,7 @@ from rich.table import Table
 from dtf.core.state import View
 from dtf.errors import ConfigError
 from dtf.lease import holder
-from dtf.store import EventStore, Recorded
+from dtf.store import EventStore, Recorded, Rejected, Stored
 from events.catalogue import CaseResult, TaskCompleted, TaskFailed
 from events.subjects import (
     ROOT,
@@ -36,10 +36,17 @@ from events.subjects import (
 _QUIET = {"id", "at", "actor", "v", "run_id", "task_id", "worker_id", "cases", "precollected"}
 
 
-def describe(rec: Recorded) -> str:
-    """One readable line for an event: sequence, time, type, actor, interesting fields."""
+def _stamp(at: float) -> str:
+    return dt.datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3] if at else "?" * 12
+
+
+def describe(rec: Stored) -> str:
+    """One readable line for a message: sequence, time, type, actor, interesting fields."""
+    target = rec.subject.removeprefix(f"{ROOT}.")
+    if isinstance(rec, Rejected):
+        return f"{rec.seq:>7} {_stamp(rec.at)} {'REJECTED':<22} {target:<44} {rec.reason}"
     event = rec.event
-    stamp = dt.datetime.fromtimestamp(event.at).strftime("%H:%M:%S.%f")[:-3]
+    stamp = _stamp(event.at)
     tag = type(event).__struct_config__.tag
     fields = []
     for name in event.__struct_fields__:
@@ -59,7 +66,6 @@ def describe(rec: Recorded) -> str:
         for case in cases:
             counts[case.outcome] = counts.get(case.outcome, 0) + 1
         fields.append("cases=" + ",".join(f"{k}:{v}" for k, v in sorted(counts.items())))
-    target = rec.subject.removeprefix(f"{ROOT}.")
     return f"{rec.seq:>7} {stamp} {tag:<22} {target:<44} {event.actor}  {' '.join(fields)}"
 
 
@@ -82,7 +88,7 @@ async def status(urls: list[str], console: Console) -> int:
         await store.close()
     view = View()
     for rec in records:
-        view.apply(rec.event, rec.seq)
+        view.fold(rec)
     workers = Table(title="workers", title_justify="left")
     for col in (
         "id",
@@ -135,6 +141,12 @@ async def status(urls: list[str], console: Console) -> int:
         console.print(table)
     open_runs = [r for r in view.runs.values() if r.finished is None]
     console.print(f"runs: {len(view.runs)} known, {len(open_runs)} in progress")
+    if view.rejected:
+        console.print(
+            f"stream: {view.rejected} unreadable message(s) ignored, the latest at seq "
+            f"{view.rejections[-1].seq} on {view.rejections[-1].subject}; "
+            "`dtf show all` lists them as REJECTED"
+        )
     return 0
 
 
@@ -170,9 +182,7 @@ async def show(
     finally:
         await store.close()
     records = [
-        r
-        for r in records
-        if (since is None or r.event.at >= since) and (until is None or r.event.at <= until)
+        r for r in records if (since is None or r.at >= since) and (until is None or r.at <= until)
     ]
     if not records:
         what = "in that time range" if kind == "all" else f"for {kind} {ident}"
@@ -181,7 +191,7 @@ async def show(
         console.print(describe(rec), markup=False, highlight=False)
     if kind == "task":
         for rec in records:
-            if isinstance(rec.event, TaskCompleted | TaskFailed):
+            if isinstance(rec, Recorded) and isinstance(rec.event, TaskCompleted | TaskFailed):
                 _print_cases(console, rec.event.cases)
     return 0
 
@@ -201,7 +211,7 @@ async def tail(
     try:
         start = 1 if from_start else max(1, await store.last_seq() - last + 1)
 
-        def printer(rec: Recorded) -> None:
+        def printer(rec: Stored) -> None:
             console.print(describe(rec), markup=False, highlight=False)
 
         stop = asyncio.Event()

@@ -36,7 +36,7 @@ from dtf.lease import holder
 from dtf.local import LocalCluster, start_cluster
 from dtf.progress import RunProgress
 from dtf.runner.collect import Collection, collect
-from dtf.store import EventStore, Recorded
+from dtf.store import EventStore, Recorded, Stored
 from dtf.summary import render_summary
 from events.catalogue import (
     AnyEvent,
@@ -192,7 +192,7 @@ class RunClient:
                 PLAN_SUBJECT, msgspec.json.encode(PlanRequest(nodeids)), timeout=2.0
             )
             return msgspec.json.decode(msg.data, type=PlanReply)
-        except (nats.errors.Error, TimeoutError, msgspec.DecodeError):
+        except (nats.errors.Error, TimeoutError, msgspec.DecodeError, RecursionError):
             self.console.print(
                 "[yellow]no coordinator answered; tasks will wait in the queue "
                 "until one runs (dtf coordinator)[/]"
@@ -317,9 +317,10 @@ class RunClient:
         seconds = time.monotonic() - started
         return self._finish(seconds, collection is not None)
 
-    def _on_record(self, rec: Recorded) -> None:
-        if not self.view.apply(rec.event, rec.seq):
+    def _on_record(self, rec: Stored) -> None:
+        if not self.view.fold(rec):
             return
+        assert isinstance(rec, Recorded)
         if self.progress is not None:
             self.progress.update(self.view, self.run_id, rec.event)
         if isinstance(rec.event, RunFinished):
@@ -370,6 +371,12 @@ class RunClient:
             slowest=self.opts.slowest,
             verbose=self.opts.verbose,
         )
+        if self.view.rejected:
+            where = "" if self.cluster else f"; `dtf show run {self.run_id}` lists them"
+            self.console.print(
+                f"[yellow]note: {self.view.rejected} message(s) on this run's subjects were "
+                f"not readable events and were ignored{where}[/]"
+            )
         if self.opts.junit_xml:
             reports.write_junit_xml(
                 self.opts.junit_xml,

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
 from dtf.bundle import BundleCache
 from dtf.checkpoint import Checkpoints
 from dtf.core.state import evolve_task
-from dtf.errors import ConcurrencyConflict, DtfError, StoreError
+from dtf.errors import BundleError, ConcurrencyConflict, DtfError, StoreError
 from dtf.hardware import detect
 from dtf.runner.pytest_session import PytestSession
 from dtf.store import EventStore, position
@@ -58,10 +59,13 @@ from events.catalogue import (
     WorkerRegistered,
     WorkerStopped,
 )
-from events.codec import decode
+from events.codec import Undecodable, read
+from events.records import Recorded
 from events.subjects import ROOT, assignments_for, log_subject, task_subject, worker_subject
 
 log = logging.getLogger(__name__)
+# A draining worker idle this long stops even if its consumer still counts work for it.
+DRAIN_IDLE_S = 5.0
 
 
 # What a quarantined worker must pass to be trusted again: its Python starts, imports pytest,
@@ -150,22 +154,11 @@ class Worker:
             self.prewarm(self._prewarm)
         self.caps = await asyncio.to_thread(detect, self.labels)
         self._stop = stop
+        # The consumer exists before the registration, so no assignment can precede it.
+        sub = await self._subscribe_assignments()
         await self._register()
         kv = await self.store.heartbeats()
         await kv.put(self.id, self._beat())
-        sub = await self.store.js.subscribe(
-            assignments_for(self.id),
-            durable=self.id,
-            stream=topology.EVENTS_STREAM,
-            cb=self._on_assignment,
-            manual_ack=True,
-            config=api.ConsumerConfig(
-                ack_policy=api.AckPolicy.EXPLICIT,
-                ack_wait=3600,
-                max_ack_pending=-1,
-                inactive_threshold=24 * 3600,  # a worker id that never returns is cleaned up
-            ),
-        )
         cancels = await self.store.nc.subscribe(f"{ROOT}.task.*.*.cancelled", cb=self._on_cancel)
         about_me = await self.store.nc.subscribe(worker_subject(self.id), cb=self._on_about_me)
         log.info("worker %s ready with %d slot(s)", self.id, len(self.slots))
@@ -200,6 +193,45 @@ class Worker:
         except (nats.errors.Error, TimeoutError, StoreError) as exc:
             log.warning("cleanup after drain incomplete: %s", exc)
 
+    async def _subscribe_assignments(self):
+        """This worker's durable assignment consumer, resuming where a predecessor stopped.
+
+        A worker restarted under the same id (after a kill -9, say) finds its predecessor's
+        consumer holding an assignment delivered to a process that is gone.  JetStream would
+        redeliver it only after `ack_wait`, and a drain would wait on it until then.  So the
+        consumer is made anew from the predecessor's ack floor: whatever it never acknowledged
+        comes again at once, and the guarded TaskStarted decides whether it still applies.  A
+        worker with no predecessor starts at the end of the stream, not at its beginning.
+        """
+        js = self.store.js
+        try:
+            start = await self.store.last_seq() + 1
+            try:
+                info = await js.consumer_info(topology.EVENTS_STREAM, self.id)
+            except nats.js.errors.NotFoundError:
+                pass
+            else:
+                start = max(info.ack_floor.stream_seq + 1, info.config.opt_start_seq or 1)
+                await js.delete_consumer(topology.EVENTS_STREAM, self.id)
+                log.info("resuming the assignments of a previous %s from seq %d", self.id, start)
+            return await js.subscribe(
+                assignments_for(self.id),
+                durable=self.id,
+                stream=topology.EVENTS_STREAM,
+                cb=self._on_assignment,
+                manual_ack=True,
+                config=api.ConsumerConfig(
+                    deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=start,
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    ack_wait=3600,
+                    max_ack_pending=-1,
+                    inactive_threshold=24 * 3600,  # a worker id that never returns is cleaned up
+                ),
+            )
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot subscribe to the assignments of {self.id}: {exc}") from None
+
     def _beat(self) -> bytes:
         return msgspec.json.encode({"at": time.time(), "running": sorted(self.running)})
 
@@ -212,23 +244,39 @@ class Worker:
             await asyncio.sleep(topology.HEARTBEAT_INTERVAL_S)
 
     async def _drain(self, sub) -> None:
-        """Wait until nothing is queued locally, running, or still pending on the consumer."""
+        """Wait until nothing is queued locally, running, or still pending on the consumer.
+
+        The consumer's count is a hint, not a promise: when it still reports work after this
+        worker has been idle for DRAIN_IDLE_S, nothing it holds is coming here, and waiting
+        longer would only keep SIGTERM from stopping the worker.
+        """
+        idle_since: float | None = None
         while True:
             if self.jobs.empty() and not self.running:
+                now = time.monotonic()
+                idle_since = idle_since or now
                 try:
                     info = await sub.consumer_info()
-                    if info.num_pending == 0 and info.num_ack_pending == 0:
-                        return
                 except (nats.errors.Error, TimeoutError):
                     return
+                if info.num_pending == 0 and info.num_ack_pending == 0:
+                    return
+                if now - idle_since > DRAIN_IDLE_S:
+                    log.warning(
+                        "stopping with %d assignment(s) unacknowledged on the consumer",
+                        info.num_pending + info.num_ack_pending,
+                    )
+                    return
+            else:
+                idle_since = None
             await asyncio.sleep(0.05)
 
     async def _on_assignment(self, msg: Msg) -> None:
         """Runs when the consumer delivers one of this worker's assignments."""
         try:
-            event = decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            log.warning("ignoring undecodable assignment on %s", msg.subject)
+            event = read(msg.subject, msg.data)
+        except Undecodable as exc:
+            log.warning("ignoring an unreadable assignment on %s: %s", msg.subject, exc)
             await msg.ack()
             return
         if not isinstance(event, TaskAssigned | TaskSpeculated) or event.worker_id != self.id:
@@ -239,8 +287,8 @@ class Worker:
     async def _on_about_me(self, msg: Msg) -> None:
         """Runs on events about this worker: lost (come back: register again), drain asked."""
         try:
-            event = decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            event = read(msg.subject, msg.data)
+        except Undecodable:
             return
         if isinstance(event, WorkerLost) and not self._stop.is_set():
             log.warning("declared lost (%s); registering again", event.reason)
@@ -252,8 +300,8 @@ class Worker:
     async def _on_cancel(self, msg: Msg) -> None:
         """Runs when any task is cancelled; kills it here if this worker is running it."""
         try:
-            event = decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            event = read(msg.subject, msg.data)
+        except Undecodable:
             return
         if not isinstance(event, TaskCancelled) or event.task_id not in self.running:
             return
@@ -280,16 +328,24 @@ class Worker:
                     await job.msg.ack()
 
     async def _spec(self, task_id: str) -> TaskQueued:
+        """The task's TaskQueued: the last message on its `queued` subject, in one request.
+
+        Should something unreadable have been published there since, the task's whole
+        history is read instead and its TaskQueued taken from that.
+        """
+        subject = task_subject(task_id, "queued")
         try:
-            raw = await self.store.js.get_last_msg(
-                topology.EVENTS_STREAM, task_subject(task_id, "queued")
-            )
+            raw = await self.store.js.get_last_msg(topology.EVENTS_STREAM, subject)
         except (nats.errors.Error, TimeoutError) as exc:
             raise StoreError(f"cannot read task {task_id}: {exc}") from None
-        event = decode(raw.data or b"")
-        if not isinstance(event, TaskQueued):
-            raise StoreError(f"task {task_id} has no queued event")
-        return event
+        with contextlib.suppress(Undecodable):
+            event = read(subject, raw.data or b"")
+            if isinstance(event, TaskQueued):
+                return event
+        for rec in await self.store.load(task_subject(task_id), timeout=30):
+            if isinstance(rec, Recorded) and isinstance(rec.event, TaskQueued):
+                return rec.event
+        raise StoreError(f"task {task_id} has no readable queued event")
 
     async def _run_job(self, slot: Slot, job: Job) -> None:
         assigned = job.assigned
@@ -312,7 +368,7 @@ class Worker:
             result = await self._execute(slot, spec)
         except Exception as exc:
             if isinstance(exc, DtfError):
-                category = "environment" if "bundle" in str(exc) else "infrastructure"
+                category = "environment" if isinstance(exc, BundleError) else "infrastructure"
             else:
                 log.exception("task %s failed inside the worker", spec.task_id)
                 category = "internal"
@@ -356,9 +412,11 @@ class Worker:
                 history = await self.store.load(task_subject(task_id), timeout=30)
                 state = None
                 for rec in history:
-                    state = evolve_task(state, rec.event, rec.seq)
-                if state is None or slot.attempt not in state.live_attempts or not history:
+                    if isinstance(rec, Recorded):
+                        state = evolve_task(state, rec.event, rec.seq)
+                if state is None or slot.attempt not in state.live_attempts:
                     raise
+                # The guard counts every message on the task, readable or not.
                 slot.last_seq = history[-1].seq
         raise ConcurrencyConflict(task_subject(task_id), slot.last_seq)
 

@@ -92,6 +92,25 @@ def aggregate_filter(event: AnyEvent) -> str:
     return subject_of(event).rsplit(".", 2 if suffixed else 1)[0] + ".>"
 
 
+# Tokens before the `>` of each aggregate's guard filter (`aggregate_filter`).
+_AGGREGATE_DEPTH = {"run": 4, "worker": 4, "task": 5}
+
+
+def aggregate_of(subject: str) -> str | None:
+    """The aggregate whose guard filter covers `subject` ('task:r1.3'), or None for none.
+
+    Read from the subject alone, so that a message which does not decode still counts for the
+    aggregate the server counts it for: `dtf.evt.task.r1.3.>` matches any deeper subject.
+    """
+    tokens = subject.split(".")
+    if len(tokens) < 5 or tokens[0] != "dtf" or tokens[1] != "evt":
+        return None
+    depth = _AGGREGATE_DEPTH.get(tokens[2])
+    if depth is None or len(tokens) <= depth:
+        return None
+    return f"{tokens[2]}:{'.'.join(tokens[3:depth])}"
+
+
 def subject_of(event: AnyEvent) -> str:
     match event:
         case RunSubmitted(run_id=r):

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import msgspec
 
 from dtf.errors import ProjectionError
 from dtf.store import EventStore
 from events.catalogue import AnyEvent
+from events.codec import Undecodable, read
 from projections import schema
 from projections.context import Context
 from projections.db_errors import translate
@@ -56,8 +56,6 @@ ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     MemoryError,
 )
-
-_decoder = msgspec.json.Decoder(AnyEvent)
 
 
 @dataclass
@@ -183,14 +181,13 @@ class Projector:
     def _transaction(self, batch: Sequence[Delivered], failed: str = "") -> None:
         records: list[tuple[int, str, AnyEvent]] = []
         rejected: list[tuple[int, str, str, str]] = []
-        decode = _decoder.decode
         for d in batch:
             if failed:
                 rejected.append((d.seq, d.subject, failed, _text(d.data)))
                 continue
             try:
-                records.append((d.seq, d.subject, decode(d.data)))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                records.append((d.seq, d.subject, read(d.subject, d.data)))
+            except Undecodable as exc:
                 rejected.append((d.seq, d.subject, _one_line(exc), _text(d.data)))
         con = self.con
         con.execute("BEGIN TRANSACTION")

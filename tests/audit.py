@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from dtf.core.state import View
-from dtf.store import Recorded
+from dtf.store import Recorded, Stored
 from events.catalogue import (
     RunFinished,
     TaskAssigned,
@@ -18,9 +18,11 @@ from events.catalogue import (
 )
 
 
-def check_exactly_once(records: Sequence[Recorded], run_id: str) -> View:
+def check_exactly_once(stored: Sequence[Stored], run_id: str) -> View:
     """Assert: no task assigned to two workers at once, no task completed twice, and every
-    test of the finished run reported exactly once.  Returns the folded View."""
+    test of the finished run reported exactly once.  Returns the folded View (unreadable
+    messages included, as the coordinator folds them)."""
+    records = [r for r in stored if isinstance(r, Recorded)]
     per_task: dict[str, list[Recorded]] = defaultdict(list)
     for rec in records:
         task_id = getattr(rec.event, "task_id", None)
@@ -52,8 +54,8 @@ def check_exactly_once(records: Sequence[Recorded], run_id: str) -> View:
                 open_attempts = set()
         assert completed <= 1, f"{task_id} completed {completed} times"
     view = View()
-    for rec in records:
-        view.apply(rec.event, rec.seq)
+    for message in stored:
+        view.fold(message)
     assert any(isinstance(r.event, RunFinished) and r.event.run_id == run_id for r in records)
     counts = Counter(c.nodeid for c in view.run_cases(run_id))
     twice = [n for n, k in counts.items() if k != 1]

@@ -7,8 +7,9 @@ import time
 import pytest
 
 from dtf.errors import ConcurrencyConflict, ServerUnreachable
-from dtf.store import EventStore, Recorded
+from dtf.store import EventStore, Recorded, Rejected, Stored
 from events.catalogue import TaskAssigned, TaskQueued, TaskStarted
+from events.codec import encode
 from events.subjects import task_subject
 from tests.conftest import eventually_async
 
@@ -73,18 +74,45 @@ async def test_same_message_id_is_stored_once(store: EventStore) -> None:
     assert len(await store.load(task_subject("r1.0"))) == 1
 
 
-async def test_follow_replays_then_goes_live_and_skips_garbage(store: EventStore) -> None:
+async def test_follow_replays_then_goes_live_and_hands_on_garbage(store: EventStore) -> None:
     await store.append(queued("r1.0", "a"))
     await store.js.publish("dtf.evt.task.r1.9.queued", b"{not json")
     await store.append(queued("r1.1", "b"))
-    seen: list[Recorded] = []
+    seen: list[Stored] = []
     follower = await store.follow("dtf.evt.>", seen.append)
     await eventually_async(follower.caught_up.is_set)
-    assert [r.event.task_id for r in seen] == ["r1.0", "r1.1"]
+    assert [type(r) for r in seen] == [Recorded, Rejected, Recorded]
+    assert [r.event.task_id for r in seen if isinstance(r, Recorded)] == ["r1.0", "r1.1"]
+    bad = seen[1]
+    assert isinstance(bad, Rejected) and bad.subject == "dtf.evt.task.r1.9.queued"
+    assert "malformed" in bad.reason and abs(bad.at - time.time()) < 60
     assert follower.rejected == 1
     await store.append(queued("r1.2", "c"))
-    await eventually_async(lambda: len(seen) == 3)
+    await eventually_async(lambda: len(seen) == 4)
     await follower.stop()
+
+
+@pytest.mark.parametrize(
+    ("subject", "data", "reason"),
+    [
+        ("dtf.evt.task.r1.0.completed", b"x", "malformed"),
+        ("dtf.evt.task.r1.0.completed", b'{"a":' * 20_000, "recursion"),
+        ("dtf.evt.task.r1.0.completed", b'{"type": "task.completed", "id": 1}', "Expected"),
+        ("dtf.evt.task.r1.0.completed", b"\xff" * 7_000_000, "malformed"),
+        # A readable event filed under another aggregate's subject.
+        ("dtf.evt.task.r1.0.started", encode(queued("r1.5")), "task.queued event of"),
+    ],
+    ids=["byte", "deep", "schema", "7MB", "misfiled"],
+)
+async def test_no_message_stops_a_reader(
+    store: EventStore, subject: str, data: bytes, reason: str
+) -> None:
+    """As the last message in the stream, too: `load` still catches up, with it rejected."""
+    await store.append(queued("r1.0", "a"))
+    await store.js.publish(subject, data)
+    history = await store.load("dtf.evt.>", timeout=10)
+    assert isinstance(history[-1], Rejected) and reason in history[-1].reason
+    assert len(history[-1].reason) <= 300
 
 
 async def test_follow_on_an_empty_filter_is_caught_up(store: EventStore) -> None:

@@ -4,12 +4,13 @@
 state of every aggregate in dicts and applies recorded events to them; it is what the
 coordinator, the `dtf run` client and `dtf status` all fold the stream into.  An event that
 does not fit the current state (stale, out of order, unknown aggregate) changes nothing and is
-counted in `View.ignored`; it never raises.
+counted in `View.ignored`; it never raises.  A message that is not a readable event changes no
+state either, but still advances its subject's aggregate sequence (`View.reject`).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +39,8 @@ from events.catalogue import (
     WorkerRegistered,
     WorkerStopped,
 )
+from events.records import Rejected, Stored
+from events.subjects import aggregate_of
 
 TaskStatus = Literal[
     "queued", "assigned", "running", "retrying", "completed", "failed", "cancelled"
@@ -46,6 +49,7 @@ WorkerStatus = Literal["active", "draining", "stopped", "lost", "quarantined", "
 # Failures worth another attempt; a failing test is a result, not a retry.
 RETRYABLE: frozenset[str] = frozenset({"infrastructure", "timeout"})
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+REJECTIONS_KEPT = 100  # the latest unreadable messages a View remembers (all are counted)
 
 
 class TaskState(msgspec.Struct, frozen=True):
@@ -236,9 +240,10 @@ def aggregate_key(event: AnyEvent) -> str:
 class View:
     """Every aggregate's current state, plus what scheduling needs derived from it.
 
-    Owns: tasks, workers, runs, the last stream sequence applied per aggregate (the expected
+    Owns: tasks, workers, runs, the last stream sequence seen per aggregate (the expected
     sequence for the next guarded write), worker -> active task ids, the latest duration seen
-    per test node id, and a count of events that changed nothing.
+    per test node id, a count of events that changed nothing, and the count and latest few
+    of the messages rejected as unreadable.
     """
 
     tasks: dict[str, TaskState] = field(default_factory=dict)
@@ -256,6 +261,28 @@ class View:
     health: dict[str, str] = field(default_factory=dict)  # worker -> its latest health task
     last_seq: int = 0
     ignored: int = 0
+    rejected: int = 0
+    rejections: deque[Rejected] = field(default_factory=lambda: deque(maxlen=REJECTIONS_KEPT))
+
+    def fold(self, rec: Stored) -> bool:
+        """Fold one stored message in, readable or not; True when it changed some state."""
+        if isinstance(rec, Rejected):
+            self.reject(rec)
+            return False
+        return self.apply(rec.event, rec.seq)
+
+    def reject(self, rec: Rejected) -> None:
+        """Count an unreadable message where the server counts it: its subject's aggregate.
+
+        Without this, the next guarded write to that aggregate would expect the sequence
+        before the message, be refused, and keep being refused: the aggregate would freeze.
+        """
+        key = aggregate_of(rec.subject)
+        if key is not None and rec.seq > self.versions.get(key, 0):
+            self.versions[key] = rec.seq
+        self.last_seq = max(self.last_seq, rec.seq)
+        self.rejected += 1
+        self.rejections.append(rec)
 
     def apply(self, event: AnyEvent, seq: int) -> bool:
         """Fold one recorded event in; False when it was already applied or changed nothing."""
