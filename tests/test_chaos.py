@@ -280,3 +280,32 @@ def test_straggler_gets_a_second_attempt_and_the_first_result_wins(
         timeout=30,
         interval=0.2,
     )
+
+
+def test_worker_restarted_under_its_id_after_kill_9_still_drains(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The killed process held an unacknowledged assignment on the worker's durable consumer
+    (redelivered only after an hour); its successor takes it over at once, the run finishes,
+    and SIGTERM drains the successor instead of waiting on the dead one's delivery."""
+    gate = tmp_path / "started"
+    root = project(
+        tmp_path,
+        {
+            "test_k.py": "import pathlib, time\n\ndef test_k():\n"
+            f"    pathlib.Path({str(gate)!r}).write_text('x')\n    time.sleep(1)\n",
+            "test_l.py": "def test_l():\n    pass\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    first = cluster.worker("w1")
+    run = cluster.run(root, ".", "--json", "r.json")
+    eventually(gate.exists, timeout=60)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    (tmp_path / "w1.log").rename(tmp_path / "w1-first.log")
+    second = cluster.worker("w1")
+    run_id = finish(run, root)
+    check_exactly_once(records(cluster.url), run_id)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=30) == 0
