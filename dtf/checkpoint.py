@@ -18,7 +18,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import api
 
-from dtf.bundle import extract, pack, walk
+from dtf.bundle import UNLIMITED, extract, pack, walk
 from dtf.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ class Checkpoints:
         except nats.js.errors.ObjectNotFoundError:
             dest.mkdir(parents=True)
             return False
-        await asyncio.to_thread(extract, result.data or b"", dest)
+        # Not capped like a code bundle: see UNLIMITED.
+        await asyncio.to_thread(extract, result.data or b"", dest, UNLIMITED)
         return True
 
     async def save(self, task_id: str, directory: Path, last: str = "") -> tuple[str, int]:
@@ -75,7 +76,7 @@ class Checkpoints:
         names = sorted(walk(directory))
         if not names and not last:
             return last, 0  # the task never checkpointed: nothing to save, nothing to hash
-        sha, data = await asyncio.to_thread(pack, directory, names)
+        sha, data = await asyncio.to_thread(pack, directory, names, UNLIMITED)
         if sha == last:
             return sha, 0
         await (await self.bucket()).put(self.name(task_id), data)
@@ -100,7 +101,7 @@ class Checkpoints:
     ) -> None:
         """Save whenever the directory changed, until cancelled (then once more)."""
         names = sorted(walk(directory))  # what was restored is not new
-        last = (await asyncio.to_thread(pack, directory, names))[0] if names else ""
+        last = (await asyncio.to_thread(pack, directory, names, UNLIMITED))[0] if names else ""
         try:
             while True:
                 await asyncio.sleep(interval)

@@ -310,27 +310,31 @@ def _server(args: argparse.Namespace) -> int:
         if args.cluster < 1:
             raise ConfigError("--cluster needs a number of nodes, e.g. --cluster 3")
         cluster = start_cluster_servers(args.cluster, args.store)
-        processes = [n.process for n in cluster.nodes]
-        print(f"{args.cluster}-node cluster (store {args.store}); give clients all URLs:")
+        servers = cluster.nodes
+        print(
+            f"{args.cluster}-node cluster (store and logs in {args.store}); give clients all URLs:"
+        )
         print(f"  --server {','.join(cluster.urls)}")
         stop = cluster.stop
     else:
-        server = start_server(store_dir=args.store, host=args.host, port=args.port)
-        processes = [server.process]
-        print(f"nats-server listening on {server.url} (store {args.store}); Ctrl-C stops it")
+        log = args.store / "nats-server.log"
+        server = start_server(store_dir=args.store, host=args.host, port=args.port, log_file=log)
+        servers = [server]
+        print(f"nats-server listening on {server.url}; Ctrl-C stops it")
+        print(f"  store {args.store}, log {log}")
         stop = server.stop
     # SIGTERM stops the servers as Ctrl-C does, instead of orphaning them.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        while all(p.poll() is None for p in processes):
+        while all(s.process.poll() is None for s in servers):
             time.sleep(0.5)  # until Ctrl-C, or a node dies
     except KeyboardInterrupt:
         pass
     finally:
         stop()
-    dead = [p.returncode for p in processes if p.returncode not in (None, 0, -15)]
+    dead = [s for s in servers if s.process.returncode not in (None, 0, -15)]
     if dead:
-        raise StoreError(f"nats-server exited with code {dead[0]}; see its log in {args.store}")
+        raise StoreError(dead[0].death())
     return 0
 
 
@@ -341,10 +345,6 @@ async def _run(args: argparse.Namespace, pytest_args: list[str], console: Consol
         req = requirements.parse(args.requires)
     except ValueError as exc:
         raise ConfigError(f"--requires: {exc}") from None
-    if args.reruns < 0 or args.max_attempts < 1:
-        raise ConfigError("--reruns must be >= 0 and --max-attempts >= 1")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
     if args.command and (args.paths or pytest_args):
         raise ConfigError("give test paths or --command, not both")
     tags = {}

@@ -1,7 +1,8 @@
 """Where settings come from: command line, then environment, then `[tool.dtf]` in pyproject.toml.
 
-Unknown keys and wrong types in `[tool.dtf]` are errors (one line naming the key), since a
-misspelt setting that is silently ignored costs a user far more than a refusal.
+Unknown keys, wrong types and bad values in `[tool.dtf]` are errors (one line naming the key
+and the file), since a misspelt setting that is silently ignored costs a user far more than a
+refusal.  Values are checked by the same rules as the flags of `dtf run` (`dtf.run_options`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 import msgspec
 
 from dtf.errors import ConfigError
+from dtf.run_options import check_option, setting_source
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     """`[tool.dtf]` keys (kebab-case) and their defaults."""
 
     server: str = ""
-    workers: int = 0  # 0: one per CPU
+    workers: int | None = None  # None: one per CPU
     split: str = "file"
     timeout: float = 600.0
     strategy: str = "duration"
@@ -40,13 +42,17 @@ def load_settings(start: Path) -> Settings:
     if path is None:
         return Settings()
     try:
-        table: Any = tomllib.loads(path.read_text()).get("tool", {}).get("dtf", {})
+        tool: Any = tomllib.loads(path.read_text()).get("tool", {})
     except (tomllib.TOMLDecodeError, OSError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    table = tool.get("dtf", {}) if isinstance(tool, dict) else {}
     try:
-        return msgspec.convert(table, Settings)
+        settings = msgspec.convert(table, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"bad [tool.dtf] in {path}: {exc}") from None
+    for f in msgspec.structs.fields(Settings):
+        check_option(f.name, getattr(settings, f.name), setting_source(f.encode_name, path))
+    return settings
 
 
 def server_url(cli: str | None, settings: Settings) -> str | None:

@@ -273,10 +273,16 @@ class Coordinator:
     async def _fail_tasks_of(self, worker_id: str, message: str) -> None:
         """The worker's unfinished attempts fail as infrastructure errors (and are retried)."""
         for task_id in list(self.view.active.get(worker_id, ())):
-            await self._fail(task_id, "infrastructure", message)
+            await self._fail(task_id, "infrastructure", message, worker_id)
 
-    async def _fail(self, task_id: str, category: str, message: str) -> None:
+    async def _fail(self, task_id: str, category: str, message: str, worker_id: str = "") -> None:
+        """Fail the attempt running on `worker_id` (default: the task's main attempt).
+
+        A worker may hold only a straggler's speculative twin: then the twin fails, and the
+        original attempt, on a healthy worker, runs on.
+        """
         task = self.view.tasks[task_id]
+        twin = bool(worker_id) and worker_id == task.spare_worker
         cases = tuple(CaseResult(n, "error", message=message) for n in task.spec.nodeids)
         await self._write(
             TaskFailed(
@@ -284,8 +290,8 @@ class Coordinator:
                 at=self.clock(),
                 actor=self.id,
                 task_id=task_id,
-                worker_id=task.worker_id,
-                attempt=task.attempt,
+                worker_id=task.spare_worker if twin else task.worker_id,
+                attempt=task.spare_attempt if twin else task.attempt,
                 category=category,  # type: ignore[arg-type]
                 message=message,
                 cases=cases,

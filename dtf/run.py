@@ -14,7 +14,6 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -35,6 +34,7 @@ from dtf.hardware import detect
 from dtf.lease import holder
 from dtf.local import LocalCluster, start_cluster
 from dtf.progress import RunProgress
+from dtf.run_options import RunOptions, check_flags
 from dtf.runner.collect import Collection, collect
 from dtf.store import EventStore, Recorded, Stored
 from dtf.summary import render_summary
@@ -52,37 +52,17 @@ from events.subjects import run_subject, run_tasks, task_id
 STALL_NOTICE_S = 15.0
 
 
-@dataclass
-class RunOptions:
-    paths: list[str]
-    pytest_args: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    repeat: int = 1
-    server: str | None = None
-    workers: int = 0
-    split: str = "file"
-    timeout: float = 600.0
-    strategy: str = "duration"
-    requires: Requirements = field(default_factory=Requirements)
-    priority: int = 0
-    reruns: int = 0
-    max_attempts: int = 3
-    junit_xml: Path | None = None
-    json: Path | None = None
-    slowest: int = 5
-    verbose: bool = False
-    progress: bool = True
-    labels: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-    root: Path = field(default_factory=Path.cwd)
-
-
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 def options_from(settings: Settings, **cli) -> RunOptions:
-    """Merge command-line values (None: not given) over `[tool.dtf]` settings."""
+    """Merge command-line values (None: not given) over `[tool.dtf]` settings.
+
+    The settings were checked when they were loaded; the flags are checked here, by the same
+    rules (`dtf.run_options`).
+    """
+    check_flags(cli)
     merged = {
         "workers": settings.workers,
         "split": settings.split,
@@ -91,8 +71,6 @@ def options_from(settings: Settings, **cli) -> RunOptions:
         "labels": settings.labels,
     }
     merged.update({k: v for k, v in cli.items() if v is not None})
-    if merged["split"] not in ("file", "test"):
-        raise ConfigError(f"--split must be 'file' or 'test', not {merged['split']!r}")
     merged["server"] = server_url(cli.get("server"), settings)
     return RunOptions(**merged)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,8 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dtf.errors import ConfigError, StoreError
+from dtf.runner.launch import describe_exit
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+LOG_TAIL_BYTES = 64 << 10  # enough for the lines before a crash, small for a huge log
+# "[1234] 2025/01/01 12:00:00.123456 " before nats-server's own "[INF] ..." text.
+_LOG_PREFIX = re.compile(r"^\[\d+\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d(\.\d+)? ")
+# Lines that say why the process ended (fatal log entries, Go's panics and runtime errors);
+# [ERR] lines are not among them: nats-server logs those for clients and keeps running.
+_FATAL = re.compile(r"\[FTL\]|^panic: |^fatal error: ")
 
 
 def server_binary() -> str:
@@ -49,14 +57,41 @@ def lazy_fsync(conf: str) -> str:
     return "\n".join(line for line in conf.splitlines() if line.strip() != "sync_interval: always")
 
 
+def last_log_line(path: Path) -> str:
+    """The line of a nats-server log that best says why it stopped: the last fatal one near
+    the end, else the last line; without its pid and timestamp, "" when there is none."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+            tail = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [_LOG_PREFIX.sub("", line).strip() for line in tail.splitlines()]
+    lines = [line for line in lines if line]
+    fatal = [line for line in lines if _FATAL.search(line)]
+    return (fatal or lines or [""])[-1]
+
+
 @dataclass
 class LocalServer:
-    """A nats-server child process; `url` is where clients connect."""
+    """A nats-server child process; `url` is where clients connect, `log_file` where its
+    output goes (None: discarded)."""
 
     process: subprocess.Popen
     url: str
     store_dir: Path
     _temp: tempfile.TemporaryDirectory | None = None
+    log_file: Path | None = None
+
+    def death(self) -> str:
+        """One line on how the process ended and what its log last said (once it has)."""
+        how = f"nats-server {describe_exit(self.process.returncode)}"
+        if self.log_file is None:
+            return f"{how} (its output was not kept)"
+        line = last_log_line(self.log_file)
+        if not line:
+            return f"{how}; its log {self.log_file} is empty"
+        return f"{how}; its log {self.log_file} ends with: {line}"
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.process.poll() is None:
@@ -105,28 +140,41 @@ def start_server(
         str(ports_dir),
         *extra_args,
     ]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if log_file is None:
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    else:
+        # The child keeps its own descriptor: ours is closed once it is started.
+        with open(log_file, "ab") as out:
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
     deadline = time.monotonic() + timeout
     ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise StoreError(
-                    f"nats-server exited at start (code {proc.returncode}); is port {port} in use?"
-                    if port > 0
-                    else f"nats-server exited at start (code {proc.returncode})"
-                )
+                raise StoreError(_start_failure(proc.returncode, port, log_file))
             if ports_file.exists():
                 with contextlib.suppress(json.JSONDecodeError):
                     ports = json.loads(ports_file.read_text())
                     url = ports["nats"][0]
-                    return LocalServer(proc, url, store_dir, temp)
+                    return LocalServer(proc, url, store_dir, temp, log_file)
             time.sleep(0.01)
         proc.kill()
         raise StoreError(f"nats-server did not start within {timeout:g}s")
     finally:
         shutil.rmtree(ports_dir, ignore_errors=True)
+
+
+def _start_failure(returncode: int, port: int, log_file: Path | None) -> str:
+    line = last_log_line(log_file) if log_file is not None else ""
+    if line:
+        return f"nats-server exited at start (code {returncode}): {line} (log: {log_file})"
+    if port > 0:
+        return f"nats-server exited at start (code {returncode}); is port {port} in use?"
+    return f"nats-server exited at start (code {returncode})"
 
 
 def free_port() -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,13 +40,34 @@ class _LongForm(msgspec.Struct, forbid_unknown_fields=True):
     metrics: tuple[Metric, ...]
 
 
+class ResultsError(ValueError):
+    """A results file that is not metrics dtf can record; the message says what is wrong."""
+
+
+# Floats are read by `float` so that 1e999 becomes inf (refused below, naming its metric) on
+# every msgspec version, rather than an anonymous "Number out of range".
+_raw_decoder = msgspec.json.Decoder(float_hook=float)
+
+
 def parse_results(data: bytes) -> tuple[Metric, ...]:
-    """Metrics from a results file, in either form; raises msgspec errors on anything else."""
-    raw = msgspec.json.decode(data)
-    if isinstance(raw, dict) and "metrics" in raw:
-        return msgspec.convert(raw, _LongForm).metrics
-    plain = msgspec.convert(raw, dict[str, float])
-    return tuple(Metric(name, value) for name, value in plain.items())
+    """Metrics from a results file, in either form; raises ResultsError on anything else.
+
+    A value that is not finite is refused like any malformed file: it could not be written in
+    a TaskCompleted event, and a run's metrics with one silently dropped would mislead.
+    """
+    try:
+        raw = _raw_decoder.decode(data)
+        if isinstance(raw, dict) and "metrics" in raw:
+            metrics = msgspec.convert(raw, _LongForm).metrics
+        else:
+            plain = msgspec.convert(raw, dict[str, float])
+            metrics = tuple(Metric(name, value) for name, value in plain.items())
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ResultsError(str(exc)) from None
+    for metric in metrics:
+        if not math.isfinite(metric.value):
+            raise ResultsError(f"metric {metric.name!r} is {metric.value!r}, not a finite number")
+    return metrics
 
 
 async def run_command(
@@ -109,7 +131,7 @@ async def run_command(
     if results.exists():
         try:
             metrics = parse_results(results.read_bytes())
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (ResultsError, OSError) as exc:
             return CommandOutcome(
                 code,
                 category="test",

@@ -166,7 +166,8 @@ TABLES: dict[str, str] = {
 # - leadership: counts every event with term > 0; coordinator_id is the actor of the term's
 #   first event.
 # - tasks.command: the argv of a command task joined by spaces ("" for pytest tasks).
-# - test_cases: one row per test item per attempt, from TaskCompleted/TaskFailed cases.
+# - test_cases: one row per test item per attempt, from TaskCompleted/TaskFailed cases; a
+#   TaskFailed after which the task goes on (retrying, or its speculative twin runs) has none.
 # - results: one row per Metric of a TaskCompleted (long form); dims are the metric's own
 #   dims only (run labels stay in runs.labels, commit/branch have their own columns, so a
 #   series is name x dims x hardware); `hardware` is the worker's hardware class.

@@ -309,3 +309,38 @@ def test_worker_restarted_under_its_id_after_kill_9_still_drains(
     check_exactly_once(records(cluster.url), run_id)
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=30) == 0
+
+
+def test_worker_lost_with_only_a_speculative_twin_fails_the_twin(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """w2 runs nothing but the twin of w1's straggler when it is killed: the twin's attempt
+    fails, and the original one on the healthy w1 runs on and gives the result."""
+    first, twin, release = tmp_path / "first", tmp_path / "twin", tmp_path / "release"
+    root = project(
+        tmp_path,
+        {
+            "test_t.py": "import pathlib, time\n\ndef test_t():\n"
+            f"    first, twin = pathlib.Path({str(first)!r}), pathlib.Path({str(twin)!r})\n"
+            f"    release = pathlib.Path({str(release)!r})\n"
+            "    mark = twin if first.exists() else first\n    mark.write_text('x')\n"
+            "    while mark is first and not release.exists():\n        time.sleep(0.05)\n"
+            "    while mark is twin:\n        time.sleep(1)\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator", "--straggler-after", "2")
+    cluster.worker("w1")
+    run = cluster.run(root, ".", "--json", "r.json")
+    eventually(first.exists, timeout=60)
+    victim = cluster.worker("w2")
+    eventually(twin.exists, timeout=60)
+    victim.send_signal(signal.SIGKILL)
+    url = cluster.url
+    eventually(
+        lambda: any(isinstance(r.event, WorkerLost) for r in records(url)), timeout=30, interval=0.2
+    )
+    release.write_text("go")
+    run_id = finish(run, root)
+    view = check_exactly_once(records(url), run_id)
+    [task] = view.tasks_of(run_id)
+    assert (task.status, task.worker_id, task.attempt) == ("completed", "w1", 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from events.catalogue import Capabilities, Requirements
 
 
@@ -37,19 +39,46 @@ def parse(spec: str) -> Requirements:
         key = key.strip().replace("-", "_")
         if not sep or not value:
             raise ValueError(f"requirement {part!r} is not key=value")
-        if key in ("label", "labels"):
-            labels.append(value)
-        elif key in ("cpus", "gpus", "memory_gb", "gpu_memory_gb"):
-            kind = int if key in ("cpus", "gpus") else float
-            try:
-                fields[key] = kind(value)
-            except ValueError:
-                raise ValueError(f"{key} must be a number, got {value!r}") from None
-        elif key in ("platform", "gpu_vendor"):
-            fields[key] = value
+        if key in ("cpus", "gpus", "memory_gb", "gpu_memory_gb"):
+            fields[key] = _amount(key, value)
+        elif key in ("label", "labels", "platform", "gpu_vendor"):
+            if not encodable(value):
+                raise ValueError(f"{key} must be valid UTF-8 text, got {value!r}")
+            if key in ("label", "labels"):
+                labels.append(value)
+            else:
+                fields[key] = value
         else:
             raise ValueError(
                 f"unknown requirement {key!r} (known: platform, cpus, memory_gb, gpus, "
                 "gpu_vendor, gpu_memory_gb, label)"
             )
     return Requirements(labels=tuple(labels), **fields)  # type: ignore[arg-type]
+
+
+def _amount(key: str, value: str) -> int | float:
+    """A count (cpus, gpus) or a size in GB: finite and >= 0, or ValueError naming the key.
+
+    A negative count would make a task no worker can ever take, and NaN or infinity cannot be
+    written in a TaskQueued event at all.
+    """
+    whole = key in ("cpus", "gpus")
+    problem = f"{key} must be {'a whole' if whole else 'a finite'} number >= 0, got {value!r}"
+    try:
+        number: int | float = int(value) if whole else float(value)
+    except ValueError:
+        raise ValueError(problem) from None
+    # NaN fails both tests; an int is always finite (and too big for math.isfinite when huge).
+    if not number >= 0 or (not whole and not math.isfinite(number)):
+        raise ValueError(problem)
+    return number
+
+
+def encodable(value: str) -> bool:
+    """Whether text can be written as UTF-8: undecodable bytes on the command line arrive as
+    lone surrogates, which no event can hold."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

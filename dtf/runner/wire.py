@@ -6,11 +6,16 @@ of importing them: the user's project may have its own top-level `events` packag
 
 from __future__ import annotations
 
-from typing import Literal
+import sys
+from typing import Annotated, Literal
 
 import msgspec
 
 Outcome = Literal["passed", "failed", "skipped", "xfailed", "xpassed", "error"]
+# A marker's numbers become a TaskQueued event: a negative count is a task no worker can take,
+# and NaN or infinity cannot be written (NaN fails `ge`, infinity is above the largest float).
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Amount = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 
 # Environment variables naming the child's dedicated channels.
 FDS_ENV = "DTF_RUNNER_FDS"  # session mode: "<command fd>,<result fd>"
@@ -22,11 +27,11 @@ class WireRequirements(msgspec.Struct, frozen=True, omit_defaults=True, forbid_u
     """The keyword arguments of `@pytest.mark.dtf_requires(...)`, validated."""
 
     platform: str = ""
-    cpus: int = 0
-    memory_gb: float = 0.0
-    gpus: int = 0
+    cpus: Count = 0
+    memory_gb: Amount = 0.0
+    gpus: Count = 0
     gpu_vendor: str = ""
-    gpu_memory_gb: float = 0.0
+    gpu_memory_gb: Amount = 0.0
     labels: tuple[str, ...] = ()
 
 

@@ -1,4 +1,20 @@
-"""Test cases: one row per test item per attempt, from the cases of TaskCompleted/TaskFailed."""
+"""Test cases: one row per test item per attempt, from the cases of TaskCompleted/TaskFailed,
+except the attempts that failed while the task went on.
+
+A TaskFailed that left the task retrying (or its speculative twin running) gets no rows: its
+cases are mostly placeholders ("error" for every test a lost worker held, "not run" for those
+after a crash), not outcomes of those tests, and the next attempt runs them all again;
+counting them beside its passes listed every test of a lost worker as flaky.  A failure that
+ends the task (attempts exhausted, a broken environment) keeps its rows: that error is what
+the user sees as the tests' result.
+
+A retried `timeout` is treated the same, though a test that hung once and passed on retry
+is arguably flaky: the attempt's cases cannot tell the test that hung from those it kept from
+running (the worker marks them "not run", the coordinator's backstop marks all of them
+alike), so counting them would put the innocent ones on the flaky list too.  The hang stays
+visible in `attempts` and `errors` (category timeout; when the worker timed it out, the test
+that was running has its row there with the timeout's own message).
+"""
 
 from __future__ import annotations
 
@@ -38,6 +54,8 @@ class TestCases:
             if not event.cases:
                 continue
             assert f.task is not None
+            if isinstance(event, TaskFailed) and not f.task.state.terminal:
+                continue  # the state the fold reached: the task goes on, see the docstring
             run_id = f.task.run_id
             worker_id = event.worker_id or f.task.state.worker_id or None
             commit = f.run.commit if f.run else None
