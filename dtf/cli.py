@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -108,11 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--durations",
         type=int,
-        default=5,
         metavar="N",
-        help="show the N slowest tests (0: all, -1: none)",
+        help="show the N slowest tests, 0 for all, as pytest's --durations (default: pytest's "
+        "--durations after -- or in addopts, else none; negative: none)",
     )
-    run.add_argument("-v", "--verbose", action="store_true", help="list skips and xfails too")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list skips, xfails and xpasses in the short summary too, as pytest's -ra",
+    )
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
 
     coord = sub.add_parser("coordinator", help="run a coordinator (schedules tasks)")
@@ -150,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--id", help="worker id (default: host-pid-random)")
     worker.add_argument("--label", action="append", default=[], help="a label (repeatable)")
     worker.add_argument("--cache-dir", type=Path, help="bundle cache (default ~/.cache/dtf)")
+    worker.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter that runs the tests and commands, e.g. a project's "
+        ".venv/bin/python (default: [tool.dtf] python, else dtf's own)",
+    )
     worker.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     worker.add_argument("--prewarm", metavar="JSON", help=argparse.SUPPRESS)
 
@@ -276,6 +287,7 @@ async def _worker_admin(args: argparse.Namespace) -> int:
 
 
 async def _worker(args: argparse.Namespace) -> int:
+    from dtf.interpreter import probe, resolve
     from dtf.store import EventStore
     from dtf.worker import Worker
 
@@ -284,9 +296,12 @@ async def _worker(args: argparse.Namespace) -> int:
     if args.slots < 1:
         raise ConfigError("--slots must be at least 1")
     if args.exit_with_parent:  # started by `dtf run`: never outlive it
-        from dtf.lifeline import exit_with_parent
+        from dtf.runner.child.lifeline import exit_with_parent
 
         exit_with_parent(args.exit_with_parent)
+    settings = load_settings(Path.cwd())
+    python = resolve(args.python) if args.python else settings.python or None
+    interpreter = await asyncio.to_thread(probe, python)  # a bad one fails before connecting
     store = await EventStore.connect(_connect_url(args), name="dtf-worker")
     try:
         worker = Worker(
@@ -296,6 +311,7 @@ async def _worker(args: argparse.Namespace) -> int:
             labels=tuple(args.label),
             cache_dir=args.cache_dir,
             prewarm=tuple(json.loads(args.prewarm)) if args.prewarm else None,
+            interpreter=interpreter,
         )
         await _serve(worker.run)
     finally:
@@ -379,6 +395,28 @@ async def _run(args: argparse.Namespace, pytest_args: list[str], console: Consol
     return await RunClient(opts, console).execute()
 
 
+# Off a terminal, tables of the inspection and analysis commands get this width unless
+# $COLUMNS says otherwise: at pytest's 80 their ids and statuses would be cut to "disabl…".
+TABLE_WIDTH = 200
+
+
+def console_width(environ: Mapping[str, str], is_terminal: bool, default: int = 80) -> int | None:
+    """pytest's terminal width: $COLUMNS, else the terminal's, else `default` (pytest: 80);
+    under 40 means 80.
+
+    None on a terminal without $COLUMNS: rich then measures it, and follows it when resized.
+    """
+    columns = environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    elif is_terminal:
+        return None
+    else:
+        width = default
+    # pytest's `get_terminal_width` distrusts a tiny width the same way.
+    return width if width >= 40 else 80
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pytest_args: list[str] = []
@@ -389,8 +427,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    # Piped output (CI logs, files) gets wide lines rather than tables cut at 80 columns.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    default = 80 if args.cmd == "run" else TABLE_WIDTH  # `dtf run` reads as pytest does
+    width = console_width(os.environ, sys.stdout.isatty(), default)
+    # soft_wrap: a long line is one line, as pytest writes it (and as logs are grepped),
+    # never broken at the console's width; tables and rules still fit the width.
+    console = Console(highlight=False, width=width, soft_wrap=True)
     try:
         if args.cmd == "run":
             return asyncio.run(_run(args, pytest_args, console))

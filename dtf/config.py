@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from dtf.errors import ConfigError
+from dtf.interpreter import resolve
 from dtf.run_options import check_option, setting_source
 
 
@@ -27,6 +28,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     timeout: float = 600.0
     strategy: str = "duration"
     labels: list[str] = []
+    python: str = ""  # the project's interpreter (default: dtf's own)
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -52,6 +54,9 @@ def load_settings(start: Path) -> Settings:
         raise ConfigError(f"bad [tool.dtf] in {path}: {exc}") from None
     for f in msgspec.structs.fields(Settings):
         check_option(f.name, getattr(settings, f.name), setting_source(f.encode_name, path))
+    if settings.python:
+        # A relative path means the same interpreter from anywhere inside the project.
+        settings = msgspec.structs.replace(settings, python=resolve(settings.python, path.parent))
     return settings
 
 

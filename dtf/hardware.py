@@ -38,13 +38,14 @@ def nvidia_gpus() -> tuple[Gpu, ...]:
     return tuple(gpus)
 
 
-def detect(labels: tuple[str, ...] = ()) -> Capabilities:
+def detect(labels: tuple[str, ...] = (), python: str = "") -> Capabilities:
+    """This machine; `python` is the version of the interpreter that runs the tests."""
     return Capabilities(
         platform=sys.platform,
         hostname=socket.gethostname(),
         cpus=psutil.cpu_count(logical=True) or 1,
         memory_gb=round(psutil.virtual_memory().total / 2**30, 1),
-        python=platform.python_version(),
+        python=python or platform.python_version(),
         gpus=nvidia_gpus(),
         labels=labels,
     )

@@ -47,7 +47,7 @@ class LocalCluster:
         """Kill the workers, then stop the server.
 
         The store is thrown away, so a worker's orderly goodbye (events, consumer cleanup)
-        buys nothing here; their pytest processes die with them (dtf.lifeline).
+        buys nothing here; their pytest processes die with them (dtf.runner.child.lifeline).
         """
         for proc in self.processes.values():
             if proc.poll() is None:
@@ -60,7 +60,11 @@ class LocalCluster:
 
 
 def start_cluster(
-    workers: int, *, labels: Sequence[str] = (), prewarm: Sequence[str] | None = None
+    workers: int,
+    *,
+    labels: Sequence[str] = (),
+    prewarm: Sequence[str] | None = None,
+    python: str | None = None,
 ) -> LocalCluster:
     """The server and N worker processes; `dtf run` runs the coordinator in-process.
 
@@ -75,6 +79,8 @@ def start_cluster(
         label_args = [a for label in labels for a in ("--label", label)]
         if prewarm is not None:
             label_args += ["--prewarm", json.dumps(list(prewarm))]
+        if python is not None:
+            label_args += ["--python", python]
         cluster.spawn(
             f"worker-{i}",
             "worker",

@@ -32,6 +32,9 @@ SUMMARY_ORDER: tuple[str, ...] = (
     "xpassed",
     "warnings",
     "error",
+    "subtests passed",
+    "subtests failed",
+    "subtests skipped",
 )
 
 # The outcomes a `CaseResult` can have, in summary order.
@@ -42,6 +45,16 @@ def count(cases: Iterable[CaseResult]) -> dict[str, int]:
     """Count cases by outcome: non-zero counts only, keyed in pytest's summary order."""
     tally = Counter(case.outcome for case in cases)
     return {outcome: tally[outcome] for outcome in OUTCOME_ORDER if tally[outcome]}
+
+
+def pytest_counts(cases: Iterable[CaseResult]) -> dict[str, int]:
+    """What plain pytest's final line counts: each case's own tally of reports (a teardown
+    error beside a pass, subtests, reruns), or its one outcome when it has none."""
+    tally: Counter[str] = Counter()
+    for case in cases:
+        tally.update(case.tally or {case.outcome: 1})
+    known = [key for key in SUMMARY_ORDER if tally[key]]
+    return {key: tally[key] for key in [*known, *(k for k in tally if k not in SUMMARY_ORDER)]}
 
 
 def exit_code(

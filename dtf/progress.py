@@ -1,4 +1,7 @@
-"""The live progress display of `dtf run`: tests done / total, failures, what each worker runs.
+"""The live progress display of `dtf run`: tests done / total, counts, what each worker runs.
+
+The counts use the categories, words and colours of the final summary line ("4 failed,
+1 error"), counted the way the summary counts them.
 
 Drawn with rich only on a terminal; elsewhere (CI logs, pipes) it prints nothing while
 running, so logs hold the summary and not a thousand redraws.
@@ -6,13 +9,33 @@ running, so logs hold the summary and not a thousand redraws.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from dtf.core.state import View
-from events.catalogue import AnyEvent, TaskCompleted, TaskFailed
+from dtf.core.state import TaskState, View
+from dtf.outcomes import count, pytest_counts
+from dtf.summary import counts_text
+from events.catalogue import AnyEvent, CaseResult
+
+
+def task_outcomes(task: TaskState, *, count_cases: bool) -> Counter[str]:
+    """What a finished task adds to the run's counts, counted as the final line counts.
+
+    A command task counts as one case, as `dtf.run.RunClient._command_case` reports it: the
+    outcome of its result when it completed, else an error.
+    """
+    if not task.terminal:
+        return Counter()
+    if count_cases:
+        return Counter(pytest_counts(task.cases))
+    if task.status == "completed" and task.cases:
+        return Counter(count(task.cases[:1]))
+    return Counter(count([CaseResult(task.task_id, "error")]))
 
 
 class RunProgress:
@@ -21,19 +44,20 @@ class RunProgress:
     def __init__(self, console: Console, total: int, *, enabled: bool, count_cases: bool) -> None:
         self.enabled = enabled and console.is_terminal
         self.count_cases = count_cases
-        self.done = 0
-        self.failures = 0
+        # Counted from the View's task states, as the summary counts them: a retried attempt
+        # or a speculative twin's result replaces what its task counted before.
+        self.counts: Counter[str] = Counter()
+        self.done = 0  # cases (or commands) with a result, for the bar
+        self._by_task: dict[str, tuple[Counter[str], int]] = {}
+        self._precollected_counted = False
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[failures]}"),
             TimeElapsedColumn(),
             console=console,
         )
-        self.task = self.bar.add_task(
-            "tests" if count_cases else "commands", total=total, failures=""
-        )
+        self.task = self.bar.add_task("tests" if count_cases else "commands", total=total)
         self.workers = Table.grid(padding=(0, 2))
         self.live = (
             Live(
@@ -56,23 +80,36 @@ class RunProgress:
             self.live.__exit__(None, None, None)
 
     def update(self, view: View, run_id: str, event: AnyEvent) -> None:
-        if isinstance(event, TaskCompleted | TaskFailed):
-            cases = event.cases
-            step = len(cases) if self.count_cases else 1
-            bad = sum(1 for c in cases if c.outcome in ("failed", "error"))
-            if isinstance(event, TaskFailed) and not cases:
-                bad = 1
-            self.done += step
-            self.failures += bad
+        """Runs after every event of the run has been folded into `view`."""
+        run = view.runs.get(run_id)
+        if run is not None and not self._precollected_counted:
+            # Module-level skips and tests no worker here can run are results from the start.
+            self.counts.update(pytest_counts(run.submitted.precollected))
+            self.done += len(run.submitted.precollected)
+            self._precollected_counted = True
+        task = view.tasks.get(getattr(event, "task_id", ""))
+        if task is not None:
+            before, done_before = self._by_task.pop(task.task_id, (Counter(), 0))
+            self.counts.subtract(before)
+            now = task_outcomes(task, count_cases=self.count_cases)
+            done = 0
+            if task.terminal:
+                done = len(task.cases) if self.count_cases else 1
+            self.counts.update(now)
+            self.done += done - done_before
+            self._by_task[task.task_id] = (now, done)
         if not self.enabled:
             return
-        label = f"[red]{self.failures} failed[/]" if self.failures else ""
-        self.bar.update(self.task, completed=self.done, failures=label)
+        self.bar.update(self.task, completed=self.done)
         table = Table.grid(padding=(0, 2))
         running = [t for t in view.tasks_of(run_id) if t.status in ("assigned", "running")]
-        for task in sorted(running, key=lambda t: t.worker_id)[:16]:
-            what = task.spec.nodeids[0] if task.spec.nodeids else " ".join(task.spec.argv)
-            more = f" (+{len(task.spec.nodeids) - 1})" if len(task.spec.nodeids) > 1 else ""
-            table.add_row(f"[cyan]{task.worker_id}[/]", f"{task.status}", f"{what}{more}")
+        for busy in sorted(running, key=lambda t: t.worker_id)[:16]:
+            what = busy.spec.nodeids[0] if busy.spec.nodeids else " ".join(busy.spec.argv)
+            more = f" (+{len(busy.spec.nodeids) - 1})" if len(busy.spec.nodeids) > 1 else ""
+            table.add_row(f"[cyan]{busy.worker_id}[/]", f"{busy.status}", f"{what}{more}")
         assert self.live is not None
-        self.live.update(Group(self.bar, table))
+        self.live.update(Group(self.bar, self.counts_line(), table))
+
+    def counts_line(self) -> Text:
+        """The counts so far, on their own line (they outgrow the bar's): "2 failed, 9 passed"."""
+        return counts_text(+self.counts)

@@ -12,6 +12,7 @@ import os
 import shlex
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -37,7 +38,7 @@ from dtf.progress import RunProgress
 from dtf.run_options import RunOptions, check_flags
 from dtf.runner.collect import Collection, collect
 from dtf.store import EventStore, Recorded, Stored
-from dtf.summary import render_summary
+from dtf.summary import collection_interrupted, render_summary
 from events.catalogue import (
     AnyEvent,
     CaseResult,
@@ -69,6 +70,7 @@ def options_from(settings: Settings, **cli) -> RunOptions:
         "timeout": settings.timeout,
         "strategy": settings.strategy,
         "labels": settings.labels,
+        "python": settings.python or None,
     }
     merged.update({k: v for k, v in cli.items() if v is not None})
     merged["server"] = server_url(cli.get("server"), settings)
@@ -107,7 +109,12 @@ class RunClient:
         collecting = None
         if not opts.commands:
             collecting = asyncio.ensure_future(
-                asyncio.to_thread(collect, opts.root, [*opts.paths, *opts.pytest_args])
+                asyncio.to_thread(
+                    collect,
+                    opts.root,
+                    [*opts.paths, *opts.pytest_args],
+                    python=opts.python or sys.executable,
+                )
             )
         coordinator: asyncio.Task | None = None
         coordinator_stop = asyncio.Event()
@@ -115,7 +122,11 @@ class RunClient:
             if opts.server is None:
                 prewarm = None if opts.commands else [*opts.paths, *opts.pytest_args]
                 self.cluster = await asyncio.to_thread(
-                    start_cluster, workers, labels=opts.labels, prewarm=prewarm
+                    start_cluster,
+                    workers,
+                    labels=opts.labels,
+                    prewarm=prewarm,
+                    python=opts.python,
                 )
                 url = self.cluster.url
             else:
@@ -151,9 +162,13 @@ class RunClient:
     def _collection_problems(self, collection: Collection) -> int | None:
         """pytest's behaviour: collection errors interrupt (2), nothing collected is 5."""
         if collection.errors:
-            render_summary(self.console, list(collection.errors), seconds=0.0, slowest=0)
-            self.console.print(
-                f"[red]Interrupted: {len(collection.errors)} error(s) during collection[/]"
+            render_summary(
+                self.console,
+                [*collection.precollected, *collection.errors],
+                seconds=0.0,
+                pytest_args=[*self.opts.paths, *self.opts.pytest_args],
+                root=self.opts.root,
+                interrupted=collection_interrupted(len(collection.errors)),
             )
             return 2
         if not collection.items and not collection.precollected:
@@ -348,6 +363,8 @@ class RunClient:
             seconds=seconds,
             slowest=self.opts.slowest,
             verbose=self.opts.verbose,
+            pytest_args=[*self.opts.paths, *self.opts.pytest_args],
+            root=self.opts.root,
         )
         if self.view.rejected:
             where = "" if self.cluster else f"; `dtf show run {self.run_id}` lists them"

@@ -44,10 +44,11 @@ class RunOptions:
     max_attempts: int = 3
     junit_xml: Path | None = None
     json: Path | None = None
-    slowest: int = 5
+    slowest: int | None = None  # dtf's --durations; None: pytest's own, if any
     verbose: bool = False
     progress: bool = True
     labels: list[str] = field(default_factory=list)
+    python: str | None = None  # the project's interpreter (None: dtf's own)
     tags: dict[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=Path.cwd)
 

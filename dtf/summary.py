@@ -1,40 +1,32 @@
 """The end of a finished run on the terminal, laid out like the end of a plain pytest run.
 
-Sections come in pytest's order: ERRORS, FAILURES, "slowest N durations", "short test summary
-info", then the final counts line between '=' rules, coloured as pytest colours it.  Every
-piece of test text goes through `rich.text.Text`, never console markup, so node ids such as
-"test_x[1]" print as they are; a console that is not a terminal gets plain text.
+Sections come in pytest's order (`TerminalReporter.pytest_terminal_summary`): ERRORS,
+FAILURES, PASSES (-rP), XPASSES (-rX), "slowest N durations" (only with --durations),
+"short test summary info", then the final counts line between '=' rules, coloured as pytest
+colours it.  Which of them print follows pytest's own options as pytest would read them
+(`dtf.pytest_options`).  Every piece of test text goes through `rich.text.Text`, never console
+markup, so node ids such as "test_x[1]" print as they are; a console that is not a terminal
+gets plain text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
-from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-from dtf.outcomes import count, format_duration, summary_parts
+from dtf import pytest_options
+from dtf.outcomes import count, format_duration, pytest_counts, summary_parts
+from dtf.pytest_options import SummaryOptions
+from dtf.summary_lines import error_phase, is_collector, short_summary_lines
 from events.catalogue import CaseResult
-
-# pytest hides shorter durations unless asked for more verbosity (`--durations-min`).
-DURATIONS_MIN = 0.005
 
 # pytest's `_color_for_type`; anything else is yellow.
 _COLOR_FOR_TYPE = {"failed": "red", "error": "red", "warnings": "yellow", "passed": "green"}
 _DEFAULT_COLOR = "yellow"
-
-# The word and colour that start a short-summary line, per outcome.
-_SHORT_WORDS = {
-    "skipped": ("SKIPPED", "yellow"),
-    "xfailed": ("XFAIL", "yellow"),
-    "xpassed": ("XPASS", "yellow"),
-    "error": ("ERROR", "red"),
-    "failed": ("FAILED", "red"),
-}
-# pytest's report characters: "fE" by default, "sxXEf" with -ra (which `verbose` stands for).
-_SHORT_ORDER = ("failed", "error")
-_SHORT_ORDER_VERBOSE = ("skipped", "xfailed", "xpassed", "error", "failed")
 
 
 def render_summary(
@@ -42,21 +34,37 @@ def render_summary(
     cases: Iterable[CaseResult],
     *,
     seconds: float,
-    slowest: int = 5,
+    slowest: int | None = None,
     verbose: bool = False,
+    pytest_args: Sequence[str] = (),
+    root: Path | None = None,
+    interrupted: str | None = None,
 ) -> None:
     """Print the end of the run: failures and errors, slowest cases, short summary, counts.
 
-    `slowest` is pytest's `--durations`: how many cases to list, 0 for all, negative for none.
-    `verbose` lists fast durations too, adds SKIPPED/XFAIL/XPASS lines to the short summary
-    and prints failure messages there in full instead of trimmed to the console's width.
+    `pytest_args` are the run's paths and pytest arguments and `root` the directory pytest
+    runs in (default: the current one); with the project's `addopts` and `$PYTEST_ADDOPTS`
+    they decide the sections as they would for pytest.  `slowest` is dtf's `--durations`:
+    how many cases to list, 0 for all, negative for none; None leaves it to pytest's
+    `--durations` (none when not given).  `verbose` is dtf's `-v`: as if `-ra` came last.
+    `interrupted` says why the run stopped early (`collection_interrupted`); pytest prints
+    it between '!' rules before the final line.
     """
+    options = pytest_options.read(root or Path.cwd(), [*pytest_args, *(["-ra"] if verbose else [])])
+    durations = options.durations if slowest is None else slowest
     cases = list(cases)
-    _render_errors(console, [c for c in cases if c.outcome == "error"])
-    _render_failures(console, [c for c in cases if c.outcome == "failed"])
-    if slowest >= 0:
-        _render_durations(console, cases, slowest, verbose=verbose)
-    _render_short_summary(console, cases, verbose=verbose)
+    if not options.no_summary and options.tbstyle != "no":
+        _render_errors(console, [c for c in cases if c.outcome == "error"])
+        _render_failures(console, [c for c in cases if c.outcome == "failed"])
+        # Captured output of passing tests is not sent by workers: the titles stand alone.
+        if "P" in options.report_categories and count(cases).get("passed"):
+            rule(console, Text("PASSES"))
+        if "X" in options.report_categories and count(cases).get("xpassed"):
+            rule(console, Text("XPASSES"))
+    if durations is not None and durations >= 0:
+        _render_durations(console, cases, durations, options)
+    if not options.no_summary:
+        _render_short_summary(console, cases, options)
     flaky = [c for c in cases if c.outcome == "passed" and c.reruns]
     for case in flaky:  # passed only on a rerun: a result worth knowing, not a failure
         console.print(
@@ -65,7 +73,32 @@ def render_summary(
             markup=False,
             highlight=False,
         )
-    _render_final_line(console, count(cases), seconds)
+    if interrupted:
+        rule(console, Text(f"Interrupted: {interrupted}"), "!")
+    _render_final_line(console, pytest_counts(cases), seconds, options.verbosity)
+
+
+def collection_interrupted(errors: int) -> str:
+    """Why pytest stops after collection errors, in its words: "2 errors during collection"."""
+    return f"{errors} error{'s' if errors != 1 else ''} during collection"
+
+
+def rule(console: Console, title: Text, character: str = "=", style: str = "none") -> None:
+    """`=== title ===` the width of the console, split as pytest's `TerminalWriter.sep` does.
+
+    pytest puts the same number of characters on both sides and one more on the right when
+    it fits, and lets a title longer than the line overflow it rather than cut it.
+    """
+    width = console.width - (1 if sys.platform == "win32" else 0)
+    fill = character * max((width - len(title.plain) - 2) // (2 * len(character)), 1)
+    line = Text(fill, style=style)
+    line.append(" ")
+    line.append_text(title)
+    line.append(" ")
+    line.append(fill, style=style)
+    if len(line.plain) + len(character.rstrip()) <= width:
+        line.append(character.rstrip(), style=style)
+    console.print(line, soft_wrap=True)
 
 
 def main_color(counts: Mapping[str, int]) -> str:
@@ -81,6 +114,18 @@ def main_color(counts: Mapping[str, int]) -> str:
     return "yellow"
 
 
+def counts_text(counts: Mapping[str, int]) -> Text:
+    """ "1 failed, 3 passed, 1 error", each count coloured as on pytest's final line."""
+    color = main_color(counts)
+    text = Text(style=color)
+    for i, (key, part) in enumerate(summary_parts(counts)):
+        if i:
+            text.append(", ")
+        part_color = _COLOR_FOR_TYPE.get(key, _DEFAULT_COLOR)
+        text.append(part, style=f"bold {part_color}" if part_color == color else part_color)
+    return text
+
+
 def headline(nodeid: str) -> str:
     """The title pytest puts over a failure: "TestX.test_y[1]", or the path for a module."""
     path, sep, rest = nodeid.partition("::")
@@ -90,27 +135,32 @@ def headline(nodeid: str) -> str:
     return name_part.replace("::", ".") + bracket + params
 
 
+def error_title(case: CaseResult) -> str:
+    """pytest's title over an error: "ERROR at setup of test_x", "ERROR collecting x.py"."""
+    phase = error_phase(case)
+    if phase is not None:
+        return f"ERROR at {phase} of {headline(case.nodeid)}"
+    if is_collector(case):
+        return f"ERROR collecting {case.nodeid}"
+    # dtf's own errors (a worker lost, a timeout) have no pytest phase to name.
+    return f"ERROR {headline(case.nodeid)}"
+
+
 def _render_failures(console: Console, failed: list[CaseResult]) -> None:
     if not failed:
         return
-    console.rule(Text("FAILURES"), characters="=", style="none")
+    rule(console, Text("FAILURES"))
     for case in failed:
-        console.rule(Text(headline(case.nodeid), style="bold red"), characters="_", style="red")
+        rule(console, Text(headline(case.nodeid), style="bold red"), "_", "red")
         _print_report(console, case)
 
 
 def _render_errors(console: Console, errors: list[CaseResult]) -> None:
     if not errors:
         return
-    console.rule(Text("ERRORS"), characters="=", style="none")
+    rule(console, Text("ERRORS"))
     for case in errors:
-        # Whether it broke in setup, teardown or on the worker is not recorded, so unlike
-        # pytest ("ERROR at setup of ...") the phase is not named.
-        if "::" in case.nodeid:
-            title = f"ERROR {headline(case.nodeid)}"
-        else:
-            title = f"ERROR collecting {case.nodeid}"
-        console.rule(Text(title, style="bold red"), characters="_", style="red")
+        rule(console, Text(error_title(case), style="bold red"), "_", "red")
         _print_report(console, case)
 
 
@@ -124,76 +174,51 @@ def _print_report(console: Console, case: CaseResult) -> None:
 
 
 def _render_durations(
-    console: Console, cases: list[CaseResult], slowest: int, *, verbose: bool
+    console: Console, cases: list[CaseResult], slowest: int, options: SummaryOptions
 ) -> None:
-    if not cases:
+    # pytest lists test reports only: collection results (errors, module skips) have no time.
+    ranked = sorted(
+        (c for c in cases if not is_collector(c)), key=lambda c: c.duration, reverse=True
+    )
+    if not ranked:
         return
-    ranked = sorted(cases, key=lambda c: c.duration, reverse=True)
     if slowest:
-        console.rule(Text(f"slowest {slowest} durations"), characters="=", style="none")
+        rule(console, Text(f"slowest {slowest} durations"))
         ranked = ranked[:slowest]
     else:
-        console.rule(Text("slowest durations"), characters="=", style="none")
-    minimum = 0.0 if verbose else DURATIONS_MIN
+        rule(console, Text("slowest durations"))
+    minimum = options.shortest_duration
     for i, case in enumerate(ranked):
         if case.duration < minimum:
+            hint = "  Use -vv to show these durations." if options.durations_min is None else ""
             console.print()
-            console.print(Text(f"({len(ranked) - i} durations < {minimum:g}s hidden.)"))
+            console.print(Text(f"({len(ranked) - i} durations < {minimum:g}s hidden.{hint})"))
             break
         # A case's duration covers setup, call and teardown; pytest's column says "call".
         console.print(Text(f"{case.duration:02.2f}s {'call':<8} {case.nodeid}"), soft_wrap=True)
 
 
-def _render_short_summary(console: Console, cases: list[CaseResult], *, verbose: bool) -> None:
-    lines: list[Text] = []
-    for outcome in _SHORT_ORDER_VERBOSE if verbose else _SHORT_ORDER:
-        word, color = _SHORT_WORDS[outcome]
-        for case in cases:
-            if case.outcome == outcome:
-                lines.append(_short_line(word, color, case, console.width, verbose=verbose))
+def _render_short_summary(
+    console: Console, cases: list[CaseResult], options: SummaryOptions
+) -> None:
+    lines = short_summary_lines(cases, options, console.width)
     if not lines:
         return
-    console.rule(Text("short test summary info", style="bold cyan"), characters="=", style="cyan")
+    rule(console, Text("short test summary info", style="bold cyan"), style="cyan")
     for line in lines:
         console.print(line, soft_wrap=True)
 
 
-def _short_line(word: str, color: str, case: CaseResult, width: int, *, verbose: bool) -> Text:
-    """`WORD nodeid - message`, the message cut to one line that fits `width` unless verbose."""
-    line = Text(word, style=color)
-    line.append(" ")
-    path, sep, rest = case.nodeid.partition("::")
-    line.append(path + sep)
-    line.append(rest, style="bold")
-    message = Text.from_ansi(case.message).plain
-    if not message:
-        return line
-    if verbose:
-        line.append(f" - {message}")
-        return line
-    message = message.split("\n", 1)[0]
-    available = width - cell_len(line.plain) - len(" - ")
-    if available < len("..."):
-        return line
-    if cell_len(message) > available:
-        message = message[: available - len("...")]
-        while cell_len(message) > available - len("..."):
-            message = message[:-1]
-        message += "..."
-    line.append(f" - {message}")
-    return line
-
-
-def _render_final_line(console: Console, counts: Mapping[str, int], seconds: float) -> None:
+def _render_final_line(
+    console: Console, counts: Mapping[str, int], seconds: float, verbosity: int
+) -> None:
+    """pytest's last line; without its rules under -q, and not at all under -qq."""
+    if verbosity < -1:
+        return
     color = main_color(counts)
-    title = Text(style=color)
-    parts = summary_parts(counts)
-    for i, (key, text) in enumerate(parts):
-        if i:
-            title.append(", ")
-        part_color = _COLOR_FOR_TYPE.get(key, _DEFAULT_COLOR)
-        title.append(text, style=f"bold {part_color}" if part_color == color else part_color)
-    if not parts:
-        title.append("no tests ran", style=_DEFAULT_COLOR)
+    title = counts_text(counts) if counts else Text("no tests ran", style=_DEFAULT_COLOR)
     title.append(f" in {format_duration(seconds)}")
-    console.rule(title, characters="=", style=color)
+    if verbosity < 0:
+        console.print(title, soft_wrap=True)
+    else:
+        rule(console, title, style=color)

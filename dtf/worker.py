@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 import tempfile
 import time
 import uuid
@@ -36,6 +35,7 @@ from dtf.checkpoint import Checkpoints
 from dtf.core.state import evolve_task
 from dtf.errors import BundleError, ConcurrencyConflict, DtfError, StoreError
 from dtf.hardware import detect
+from dtf.interpreter import Interpreter, probe
 from dtf.runner.pytest_session import PytestSession
 from dtf.store import EventStore, position
 from dtf.task_command import run_command
@@ -70,11 +70,7 @@ DRAIN_IDLE_S = 5.0
 
 # What a quarantined worker must pass to be trusted again: its Python starts, imports pytest,
 # and can write a temporary file.
-HEALTH_CHECK = (
-    sys.executable,
-    "-c",
-    "import pytest, tempfile; tempfile.TemporaryFile().write(b'dtf health check')",
-)
+HEALTH_CHECK = "import pytest, tempfile; tempfile.TemporaryFile().write(b'dtf health check')"
 
 
 def default_worker_id() -> str:
@@ -121,9 +117,12 @@ class Worker:
         labels: tuple[str, ...] = (),
         cache_dir: Path | None = None,
         prewarm: tuple[str, ...] | None = None,
+        interpreter: Interpreter | None = None,
     ) -> None:
+        """`interpreter` runs the tests and commands (default: the one dtf runs in)."""
         self.store = store
         self._prewarm = prewarm
+        self.interpreter = interpreter or probe(None)
         self.id = worker_id or default_worker_id()
         self.slots = [Slot(i) for i in range(max(1, slots))]
         self.labels = labels
@@ -152,7 +151,7 @@ class Worker:
         """
         if self._prewarm is not None:
             self.prewarm(self._prewarm)
-        self.caps = await asyncio.to_thread(detect, self.labels)
+        self.caps = await asyncio.to_thread(detect, self.labels, self.interpreter.version)
         self._stop = stop
         # The consumer exists before the registration, so no assignment can precede it.
         sub = await self._subscribe_assignments()
@@ -435,7 +434,8 @@ class Worker:
     async def _execute(self, slot: Slot, spec: TaskQueued) -> AnyEvent:
         workdir = await self.cache.get(self.store, spec.bundle) if spec.bundle else Path.cwd()
         if spec.kind == "health":
-            spec = msgspec.structs.replace(spec, kind="command", argv=HEALTH_CHECK)
+            argv = (self.interpreter.path, "-c", HEALTH_CHECK)
+            spec = msgspec.structs.replace(spec, kind="command", argv=argv)
         if spec.kind == "command":
             began = time.monotonic()
             outcome = await self._run_with_checkpoints(slot, spec, workdir)
@@ -519,7 +519,7 @@ class Worker:
                 timeout=spec.timeout,
                 on_output=self._log_sink(spec.task_id),
                 cancelled=slot.cancelled,
-                env={"DTF_CHECKPOINT_DIR": str(directory)},
+                env=self.interpreter.command_env({"DTF_CHECKPOINT_DIR": str(directory)}),
                 results=tmp / "results.json",
             )
         finally:
@@ -555,7 +555,10 @@ class Worker:
             slot.session = None
         if slot.session is None:
             slot.session = PytestSession(
-                workdir, list(spec.args), on_output=lambda data: self._log(slot, data)
+                workdir,
+                list(spec.args),
+                python=self.interpreter.path,
+                on_output=lambda data: self._log(slot, data),
             )
             slot.session_key = key
         return slot.session
@@ -569,7 +572,10 @@ class Worker:
         workdir = Path.cwd()
         for slot in self.slots:
             slot.session = PytestSession(
-                workdir, list(args), on_output=lambda data, s=slot: self._log(s, data)
+                workdir,
+                list(args),
+                python=self.interpreter.path,
+                on_output=lambda data, s=slot: self._log(s, data),
             )
             slot.session_key = (str(workdir), args)
             slot.warming = asyncio.create_task(slot.session.warm_up(300))

@@ -59,6 +59,9 @@ class CaseResult(msgspec.Struct, frozen=True, omit_defaults=True):
     message: str = ""
     longrepr: str = ""
     reruns: int = 0  # failed runs before this outcome; a pass after reruns is flaky
+    # pytest's own count of the item's reports by category, subtests included (`{"passed": 1,
+    # "failed": 1, "subtests passed": 3}`); empty when it is just {outcome: 1}.
+    tally: dict[str, int] = {}
 
 
 class Metric(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -35,7 +35,7 @@ import nats.js.api as api
 from nats.aio.msg import Msg
 
 from dtf.errors import DtfError, StoreError
-from dtf.lifeline import exit_with_parent
+from dtf.runner.child.lifeline import exit_with_parent
 from dtf.store import EventStore, position
 from events import topology
 

@@ -60,11 +60,17 @@ class PlainPytest:
     output: str
 
 
-def run_plain_pytest(root: Path, args: Sequence[str]) -> PlainPytest:
-    """Run `python -m pytest ARGS -v -rA` in `root` and read its verbose output."""
+def run_plain_pytest(
+    root: Path,
+    args: Sequence[str],
+    *,
+    python: str = sys.executable,
+    options: Sequence[str] = ("-p", "no:cacheprovider"),
+) -> PlainPytest:
+    """Run `PYTHON -m pytest ARGS OPTIONS -v -rA` in `root` and read its verbose output."""
     env = {**os.environ, "COLUMNS": "400", "PY_COLORS": "0"}  # no wrapped or coloured lines
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "-v", "-rA"],
+        [python, "-m", "pytest", *args, *options, "-v", "-rA"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -122,3 +128,41 @@ def expected_plain_counts(
     counts["skipped"] += module_skips
     counts["error"] += collection_errors
     return {name: n for name, n in counts.items() if n}
+
+
+# A section rule ("=== ERRORS ===") and a test's title ("___ test_x ___"); a traceback's own
+# "_ _ _ _" separators have single underscores and are not titles.
+_RULE = re.compile(r"^=+ (?P<title>.*) =+$")
+_TITLE = re.compile(r"^__+ (?P<title>.*) __+$")
+_TIMING = re.compile(r" in \d+\.\d\ds( \(\d+:\d\d:\d\d\))?$")
+
+
+@dataclass(frozen=True)
+class SummarySections:
+    """The end of a pytest-like run: section rules, test titles, short summary, final line."""
+
+    rules: list[str]  # whole '=' lines, padding included, before the final line
+    titles: list[str]  # the '_' titles without their padding, e.g. "ERROR at setup of test_x"
+    short: list[str]  # the lines of "short test summary info"
+    final: str  # the final line's text without its '=' padding and duration
+
+
+def summary_sections(output: str) -> SummarySections:
+    """Read the summary sections of pytest's (or dtf's) output; the session header is skipped."""
+    rules: list[str] = []
+    titles: list[str] = []
+    short: list[str] = []
+    section = ""
+    for line in output.splitlines():
+        if m := _RULE.match(line):
+            section = m["title"]
+            if section != "test session starts":
+                rules.append(line)
+        elif section and (m := _TITLE.match(line)):
+            titles.append(m["title"])
+        elif section == "short test summary info":
+            short.append(line)
+    if not rules:
+        raise AssertionError(f"no summary in output:\n{output}")
+    final = _TIMING.sub("", rules.pop().strip("= "))
+    return SummarySections(rules, titles, short, final)

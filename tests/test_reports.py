@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._io.terminalwriter import TerminalWriter
 from rich.console import Console
+from rich.text import Text
 
 from dtf.outcomes import count, exit_code, summary_line
 from dtf.reports import junit_names, read_json, write_json, write_junit_xml
-from dtf.summary import main_color, render_summary
+from dtf.summary import collection_interrupted, main_color, render_summary, rule
 from events.catalogue import CaseResult, Outcome
+from tests.reference import summary_sections
 
 MIXED_SUITE = """
     import pytest
@@ -61,7 +64,8 @@ MIXED_SUITE = """
             assert n < 3
 """
 
-# What a dtf run of MIXED_SUITE records: the same outcomes pytest reports for it.
+# What a dtf run of MIXED_SUITE records: the same outcomes pytest reports for it, with the
+# messages workers send.
 MIXED_CASES = (
     CaseResult("pkg/test_mod.py::test_pass", "passed", 0.001),
     CaseResult(
@@ -71,14 +75,14 @@ MIXED_CASES = (
         "assert 1 == 2",
         "def test_fail():\n>       assert 1 == 2\nE       assert 1 == 2",
     ),
-    CaseResult("pkg/test_mod.py::test_skip", "skipped", 0.0, "Skipped: not here"),
+    CaseResult("pkg/test_mod.py::test_skip", "skipped", 0.0, "not here"),
     CaseResult("pkg/test_mod.py::test_xfail", "xfailed", 0.02, "known bug"),
     CaseResult("pkg/test_mod.py::test_xpass", "xpassed", 0.03, "fixed now"),
     CaseResult(
         "pkg/test_mod.py::test_error",
         "error",
         0.1,
-        "RuntimeError: fixture broke",
+        "error in setup: RuntimeError: fixture broke",
         'E       RuntimeError: fixture broke\x1b[0m \u0007 <&"',
     ),
     CaseResult("pkg/test_mod.py::TestGroup::test_param[one]", "passed", 0.2),
@@ -342,10 +346,100 @@ def test_json_replaces_an_existing_report(tmp_path: Path) -> None:
 # --- terminal summary -----------------------------------------------------------------
 
 
-def render(cases: Iterable[CaseResult], **kwargs: Any) -> str:
+@pytest.fixture(autouse=True)
+def no_pytest_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary reads pytest's options from the directory and environment: none of them."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("PYTEST_ADDOPTS", "CI", "BUILD_NUMBER"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def render(cases: Iterable[CaseResult], width: int = 100, **kwargs: Any) -> str:
     out = io.StringIO()
-    render_summary(Console(file=out, width=100), cases, **kwargs)
+    render_summary(Console(file=out, width=width), cases, **kwargs)
     return out.getvalue()
+
+
+def short_lines(text: str) -> list[str]:
+    return summary_sections(text).short
+
+
+class LocatedCase(CaseResult, frozen=True):
+    """A case as a worker would send it once it says where a skip happened (issue #8)."""
+
+    skip_location: str = ""
+
+
+@pytest.fixture(scope="module")
+def mixed_terminal(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Plain pytest's output for MIXED_SUITE with -ra, 100 columns wide."""
+    root = tmp_path_factory.mktemp("mixed-ra")
+    (root / "pkg").mkdir()
+    (root / "pkg" / "test_mod.py").write_text(textwrap.dedent(MIXED_SUITE))
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "100"}
+    for name in ("PYTEST_ADDOPTS", "CI", "BUILD_NUMBER"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-ra", "-p", "no:cacheprovider"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+def test_render_summary_matches_plain_pytest_with_ra(mixed_terminal: str) -> None:
+    plain = summary_sections(mixed_terminal)
+    skip_line = 1 + textwrap.dedent(MIXED_SUITE).splitlines().index('    pytest.skip("not here")')
+    located = [
+        LocatedCase(
+            c.nodeid, c.outcome, c.duration, c.message, skip_location=f"pkg/test_mod.py:{skip_line}"
+        )
+        if c.outcome == "skipped"
+        else c
+        for c in MIXED_CASES
+    ]
+
+    ours = summary_sections(render(located, seconds=1.0, pytest_args=["-ra"]))
+
+    assert ours.rules == plain.rules  # ERRORS, FAILURES, XPASSES, short test summary info
+    assert ours.titles == plain.titles == ["ERROR at setup of test_error", "test_fail"]
+    assert ours.short == plain.short
+    assert ours.final == plain.final
+    # Without a location a skip is folded by its test's file, with no line number.
+    unlocated = short_lines(render(MIXED_CASES, seconds=1.0, pytest_args=["-ra"]))
+    assert unlocated[0] == "SKIPPED [1] pkg/test_mod.py: not here"
+    assert unlocated[1:] == plain.short[1:]
+
+
+def test_collection_errors_render_like_plain_pytest(tmp_path: Path) -> None:
+    """Given pytest's own crash message: none for a module that cannot be imported.
+
+    (Workers still send a summary of the traceback as the message; see issue #8.)
+    """
+    (tmp_path / "test_broken.py").write_text("import nonexistent_module_for_dtf\n")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "100"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    error = CaseResult("test_broken.py", "error", 0.0, "", "ImportError while importing...")
+
+    text = render([error], seconds=0.0, interrupted=collection_interrupted(1))
+
+    ours, plain = summary_sections(text), summary_sections(done.stdout)
+    assert (ours.rules, ours.titles, ours.short) == (plain.rules, plain.titles, plain.short)
+    assert ours.titles == ["ERROR collecting test_broken.py"]
+    assert ours.final == plain.final == "1 error"
+    stopped = [line for line in text.splitlines() if line.startswith("!")]
+    assert stopped == [line for line in done.stdout.splitlines() if line.startswith("!")]
+    assert stopped[0].strip("! ") == "Interrupted: 1 error during collection"
 
 
 def test_render_summary_has_pytest_sections_in_order() -> None:
@@ -356,53 +450,182 @@ def test_render_summary_has_pytest_sections_in_order() -> None:
     assert rules == [
         "ERRORS",
         "FAILURES",
-        "slowest 5 durations",
         "short test summary info",
         "1 failed, 3 passed, 1 skipped, 1 xfailed, 1 xpassed, 1 error in 1.23s",
     ]
     assert all(len(line) == 100 for line in lines if line.startswith(("=", "_")))
     assert "_ test_fail _" in text
-    assert "_ ERROR test_error _" in text
+    assert "_ ERROR at setup of test_error _" in text
     assert ">       assert 1 == 2" in text
-    assert "0.52s call     pkg/test_mod.py::test_fail" in text
-    assert "FAILED pkg/test_mod.py::test_fail - assert 1 == 2" in text
-    assert "ERROR pkg/test_mod.py::test_error - RuntimeError: fixture broke" in text
-    assert "SKIPPED" not in text
+    # pytest's default -r is "fE": failures first, then errors, without the phase prefix.
+    assert short_lines(text) == [
+        "FAILED pkg/test_mod.py::test_fail - assert 1 == 2",
+        "ERROR pkg/test_mod.py::test_error - RuntimeError: fixture broke",
+    ]
     assert "\x1b" not in text
 
 
-def test_render_summary_durations_are_slowest_first() -> None:
-    lines = render(MIXED_CASES, seconds=1.0, slowest=2).splitlines()
+def test_durations_print_only_when_asked_for() -> None:
+    def durations_rules(**kwargs: Any) -> list[str]:
+        return [
+            r
+            for r in summary_sections(render(MIXED_CASES, seconds=1.0, **kwargs)).rules
+            if "durations" in r
+        ]
 
-    start = lines.index(next(line for line in lines if "slowest 2 durations" in line))
-    assert lines[start + 1 : start + 3] == [
+    assert durations_rules() == []
+    assert durations_rules(slowest=-1, pytest_args=["--durations=2"]) == []
+    assert durations_rules(slowest=3) == [f"{' slowest 3 durations ':=^100}"]
+    assert durations_rules(pytest_args=["--durations=2"]) == [f"{' slowest 2 durations ':=^100}"]
+    # dtf's own --durations wins over pytest's.
+    assert durations_rules(slowest=0, pytest_args=["--durations=2"]) == [
+        f"{' slowest durations ':=^100}"
+    ]
+
+
+def test_durations_come_from_the_projects_addopts(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --durations=1\n")
+
+    assert "slowest 1 durations" in render(MIXED_CASES, seconds=1.0)
+
+
+def test_render_summary_durations_are_slowest_first_and_hide_fast_ones() -> None:
+    lines = render(MIXED_CASES, seconds=1.0, slowest=0).splitlines()
+
+    start = lines.index(next(line for line in lines if "slowest durations" in line))
+    assert lines[start + 1 : start + 6] == [
         "0.52s call     pkg/test_mod.py::test_fail",
         "0.30s call     pkg/test_mod.py::TestGroup::test_param[a.b::c]",
+        "0.20s call     pkg/test_mod.py::TestGroup::test_param[one]",
+        "0.10s call     pkg/test_mod.py::test_error",
+        "0.03s call     pkg/test_mod.py::test_xpass",
+    ]
+    assert "(2 durations < 0.005s hidden.  Use -vv to show these durations.)" in lines
+    everything = render(MIXED_CASES, seconds=1.0, slowest=0, pytest_args=["-vv"])
+    assert "0.00s call     pkg/test_mod.py::test_skip" in everything
+    shown = render(MIXED_CASES, seconds=1.0, slowest=0, pytest_args=["--durations-min=0.25"])
+    assert "(6 durations < 0.25s hidden.)" in shown.splitlines()
+
+
+def test_no_durations_without_test_results() -> None:
+    error = CaseResult("test_bad.py", "error", 0.0, "ImportError: no module x", "Traceback...")
+
+    text = render([error], seconds=0.0, slowest=0)
+
+    assert "durations" not in text
+    assert "_ ERROR collecting test_bad.py _" in text
+
+
+@pytest.mark.parametrize(
+    ("message", "title", "short"),
+    [
+        (
+            "error in setup: RuntimeError: broke",
+            "ERROR at setup of TestX.test_y[1]",
+            "ERROR t.py::TestX::test_y[1] - RuntimeError: broke",
+        ),
+        (
+            "error in teardown: ValueError: late",
+            "ERROR at teardown of TestX.test_y[1]",
+            "ERROR t.py::TestX::test_y[1] - ValueError: late",
+        ),
+        (
+            "worker lost while running it",
+            "ERROR TestX.test_y[1]",
+            "ERROR t.py::TestX::test_y[1] - worker lost while running it",
+        ),
+    ],
+)
+def test_error_titles_name_the_phase(message: str, title: str, short: str) -> None:
+    text = render([CaseResult("t.py::TestX::test_y[1]", "error", 0.1, message)], seconds=0.1)
+
+    assert summary_sections(text).titles == [title]
+    assert short_lines(text) == [short]
+
+
+def test_report_chars_choose_and_order_the_short_summary() -> None:
+    def words(*args: str, verbose: bool = False) -> list[str]:
+        text = render(MIXED_CASES, seconds=1.0, pytest_args=args, verbose=verbose)
+        return [line.split()[0] for line in short_lines(text)]
+
+    assert words() == ["FAILED", "ERROR"]
+    assert words("-rEf") == ["ERROR", "FAILED"]
+    assert words("-ra") == ["SKIPPED", "XFAIL", "XPASS", "ERROR", "FAILED"]
+    assert words(verbose=True) == words("-ra")
+    assert words("-rA") == ["PASSED"] * 3 + ["SKIPPED", "XFAIL", "XPASS", "ERROR", "FAILED"]
+    assert words("-rN") == []
+    assert words("-rs", "--no-summary") == []
+    passes = render(MIXED_CASES, seconds=1.0, pytest_args=["-rA"])
+    assert [r.strip("= ") for r in summary_sections(passes).rules][:4] == [
+        "ERRORS",
+        "FAILURES",
+        "PASSES",
+        "XPASSES",
+    ]
+    no_tb = render(MIXED_CASES, seconds=1.0, pytest_args=["--tb=no"])
+    assert [r.strip("= ") for r in summary_sections(no_tb).rules] == ["short test summary info"]
+
+
+def test_skips_fold_like_pytest_unless_told_not_to() -> None:
+    cases = [
+        CaseResult("test_m.py", "skipped", 0.0, "module skipped"),
+        CaseResult("test_a.py::test_p[1]", "skipped", 0.0, "not on this OS"),
+        CaseResult("test_a.py::test_p[2]", "skipped", 0.0, "not on this OS"),
+        LocatedCase("test_b.py::test_q", "skipped", 0.0, "later", skip_location="helpers.py:7"),
+        CaseResult("test_x.py::test_f", "xfailed", 0.0, "xfailed"),  # no reason given
+        CaseResult("test_x.py::test_g", "xfailed", 0.0, "[NOTRUN] would hang"),
+        CaseResult("test_x.py::test_h", "xpassed", 0.0, "xpassed"),
+    ]
+
+    assert short_lines(render(cases, seconds=0.1, pytest_args=["-ra"])) == [
+        "SKIPPED [1] test_m.py: module skipped",
+        "SKIPPED [2] test_a.py: not on this OS",
+        "SKIPPED [1] helpers.py:7: later",
+        "XFAIL test_x.py::test_f",
+        "XFAIL at setup of test_x.py::test_g - [NOTRUN] would hang",
+        "XPASS test_x.py::test_h",
+    ]
+    unfolded = render(cases[:3], seconds=0.1, pytest_args=["-rs", "--no-fold-skipped"])
+    assert short_lines(unfolded) == [
+        "SKIPPED test_m.py - Skipped: module skipped",
+        "SKIPPED test_a.py::test_p[1] - Skipped: not on this OS",
+        "SKIPPED test_a.py::test_p[2] - Skipped: not on this OS",
     ]
 
 
-def test_render_summary_verbose_lists_every_kind_like_pytest_ra() -> None:
-    text = render(MIXED_CASES, seconds=1.0, slowest=0, verbose=True)
-
-    short = text.split("short test summary info")[1].splitlines()[1:-1]
-    assert short == [
-        "SKIPPED pkg/test_mod.py::test_skip - Skipped: not here",
-        "XFAIL pkg/test_mod.py::test_xfail - known bug",
-        "XPASS pkg/test_mod.py::test_xpass - fixed now",
-        "ERROR pkg/test_mod.py::test_error - RuntimeError: fixture broke",
-        "FAILED pkg/test_mod.py::test_fail - assert 1 == 2",
-    ]
-    assert "0.00s call     pkg/test_mod.py::test_skip" in text
-
-
-def test_render_summary_trims_long_messages_to_the_width() -> None:
+def test_render_summary_trims_long_messages_to_the_width(monkeypatch: pytest.MonkeyPatch) -> None:
     case = CaseResult("t.py::test_long", "failed", 0.1, "x" * 300 + "\nsecond line")
 
-    line = next(
-        line for line in render([case], seconds=0.1).splitlines() if line.startswith("FAILED")
-    )
+    line = short_lines(render([case], seconds=0.1))[0]
     assert len(line) == 100
     assert line.endswith("x...")
+    assert short_lines(render([case], width=20, seconds=0.1)) == ["FAILED t.py::test_long"]
+    # pytest prints messages whole on CI and with -vv, unless told to keep them short.
+    assert short_lines(render([case], seconds=0.1, pytest_args=["-vv"]))[0].endswith("x")
+    monkeypatch.setenv("CI", "1")
+    assert len(short_lines(render([case], seconds=0.1))[0]) > 300
+    forced = render([case], seconds=0.1, pytest_args=["--force-short-summary"])
+    assert len(short_lines(forced)[0]) == 100
+
+
+@pytest.mark.parametrize("width", [40, 99, 100])
+@pytest.mark.parametrize("title", ["ERRORS", "odd title", "x" * 120])
+def test_rules_are_split_as_pytest_splits_them(width: int, title: str) -> None:
+    out, expected = io.StringIO(), io.StringIO()
+    writer = TerminalWriter(expected)
+    writer.fullwidth = width
+
+    rule(Console(file=out, width=width), Text(title), "_")
+
+    writer.sep("_", title)
+    assert out.getvalue() == expected.getvalue()
+
+
+def test_quiet_final_line_has_no_rules() -> None:
+    case = CaseResult("t.py::test_a", "passed", 0.01)
+
+    assert render([case], seconds=0.1, pytest_args=["-q"]).splitlines() == ["1 passed in 0.10s"]
+    assert render([case], seconds=0.1, pytest_args=["-qq"]) == ""
 
 
 def test_render_summary_without_cases() -> None:

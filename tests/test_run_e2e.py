@@ -106,6 +106,8 @@ def test_split_by_file_gives_the_same_outcomes(sample_project: Path) -> None:
     assert by_file.returncode == by_test.returncode == 1
     assert outcomes(sample_project / "a.json") == outcomes(sample_project / "b.json")
     assert "passed" in by_file.stdout.splitlines()[-1]
+    # As with pytest, no durations section unless --durations is given.
+    assert "durations" not in by_file.stdout + by_test.stdout
 
 
 def outcomes(report: Path) -> dict[str, str]:
@@ -147,6 +149,8 @@ def test_collection_error_and_nothing_collected(tmp_path: Path) -> None:
     broken = dtf("run", ".", "-n", "1", cwd=tmp_path)
     assert broken.returncode == 2
     assert "error" in broken.stdout.lower() and "Traceback" not in broken.stderr
+    assert "ERROR collecting test_broken.py" in broken.stdout
+    assert "durations" not in broken.stdout
     (tmp_path / "test_broken.py").unlink()
     (tmp_path / "test_empty.py").write_text("X = 1\n")
     empty = dtf("run", ".", "-n", "1", cwd=tmp_path)

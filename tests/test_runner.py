@@ -18,8 +18,8 @@ import psutil
 import pytest
 
 from dtf.errors import CollectionError
+from dtf.runner.child.failure_text import LONGREPR_LIMIT, truncate_middle
 from dtf.runner.collect import Collection, collect
-from dtf.runner.failure_text import LONGREPR_LIMIT, truncate_middle
 from dtf.runner.pytest_session import PytestSession, SessionResult
 from events.catalogue import Requirements
 from tests.conftest import eventually_async

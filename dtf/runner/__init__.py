@@ -5,8 +5,7 @@ In the caller:
   `pytest_session.PytestSession`   one pytest process per worker slot, running batches
   `child_process`, `batch`, `launch`   its process plumbing and result bookkeeping
 
-In the pytest child (`python -m dtf.runner.child`): `plugin` (loaded with `-p`), `collector`,
-`batch_loop`, `item_outcome`, `requirements`, `wire` and `failure_text`.  These import only
-the standard library, pytest and msgspec (never `events`), so they cannot shadow or pre-import
-a top-level package of the project under test.
+In the pytest child: the `child` package, which imports only the standard library and
+pytest (never `events`, nor anything else of dtf), so it runs in any interpreter with pytest
+and cannot shadow or pre-import a top-level package of the project under test.
 """

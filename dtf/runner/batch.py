@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass
 
-from dtf.runner.wire import WireCase
+from dtf.runner.child.wire import WireCase
 from events.catalogue import CaseResult, Category
 
 

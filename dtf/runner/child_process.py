@@ -14,10 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
-
+from dtf.runner.child.wire import FDS_ENV, ChildMessage, RunBatch, WireError, decode, encode
 from dtf.runner.launch import child_command, child_env, kill_group
-from dtf.runner.wire import FDS_ENV, ChildMessage, RunBatch
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +23,6 @@ OUTPUT_TAIL = 16 * 1024
 # After the child exits we kill its group, which closes the result pipe; a process that
 # escaped the group could hold it open, so give up on draining it after this long.
 DRAIN_GRACE = 2.0
-
-_decoder = msgspec.json.Decoder(ChildMessage)
-_encoder = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,7 @@ class ChildProcess:
     def send(self, nodeids: Sequence[str]) -> None:
         """Ask the child to run one batch (buffered; a dead child shows up as `Exited`)."""
         assert self._command is not None
-        self._command.write(_encoder.encode(RunBatch(tuple(nodeids))) + b"\n")
+        self._command.write(encode(RunBatch(tuple(nodeids))))
 
     async def receive(self) -> ChildMessage | Exited:
         """The next message from the child; `Exited` (again and again) once it is gone."""
@@ -169,8 +164,11 @@ class ChildProcess:
 
     def _received(self, line: bytes) -> None:
         try:
-            self._queue.put_nowait(_decoder.decode(line))
-        except msgspec.DecodeError:
+            message = decode(line)
+            if isinstance(message, RunBatch):
+                raise WireError("a child does not send batches")
+            self._queue.put_nowait(message)
+        except WireError:
             log.error("unreadable message from pytest child %d: %.200r", self.pid, line)
             self.kill("sent an unreadable message")
 

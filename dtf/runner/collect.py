@@ -1,6 +1,6 @@
 """Listing a suite's test items, with their requirements, without importing it here.
 
-Collection runs in a child pytest (`python -m dtf.runner.child collect`) in the project root,
+Collection runs in a child pytest (`python -m dtf_child collect`) in the project root,
 which writes one JSON document; the user's tests are never imported into the caller.
 """
 
@@ -13,12 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
-
 from dtf.errors import CollectionError
-from dtf.runner.failure_text import summarize
+from dtf.runner.child.failure_text import summarize
+from dtf.runner.child.wire import OUT_ENV, Collected, WireCase, WireError
 from dtf.runner.launch import child_command, child_env, describe_exit, kill_group
-from dtf.runner.wire import OUT_ENV, Collected, WireCase, WireRequirements
 from events.catalogue import CaseResult, Requirements
 
 # Exit codes after which the document is complete: collection errors make pytest report
@@ -82,6 +80,7 @@ def case_result(case: WireCase) -> CaseResult:
         duration=case.duration,
         message=case.message,
         longrepr=case.longrepr,
+        tally=case.tally,
     )
 
 
@@ -115,8 +114,8 @@ def _run_collector(
 
 def _read(out: Path) -> Collection:
     try:
-        doc = msgspec.json.decode(out.read_bytes(), type=Collected)
-    except msgspec.DecodeError as exc:
+        doc = Collected.from_bytes(out.read_bytes())
+    except WireError as exc:
         raise CollectionError(f"unreadable collection from pytest: {exc}") from None
     return Collection(
         items=tuple(
@@ -132,5 +131,8 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _requirements(wire: WireRequirements) -> Requirements:
-    return Requirements(**msgspec.structs.asdict(wire))
+def _requirements(checked: dict[str, object]) -> Requirements:
+    """A marker's arguments, checked by the child (`check_requirements`)."""
+    labels = checked.get("labels", ())
+    rest = {k: v for k, v in checked.items() if k != "labels"}
+    return Requirements(labels=tuple(labels), **rest)  # type: ignore[arg-type]

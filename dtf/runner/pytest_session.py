@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from dtf.runner.batch import Batch, SessionResult
+from dtf.runner.child.failure_text import summarize, truncate_middle
+from dtf.runner.child.wire import BatchDone, CaseDone, Ready, WireCase
 from dtf.runner.child_process import DRAIN_GRACE, ChildProcess, Exited
 from dtf.runner.collect import case_result
-from dtf.runner.failure_text import summarize, truncate_middle
 from dtf.runner.launch import describe_exit
-from dtf.runner.wire import BatchDone, CaseDone, Ready, WireCase
 
 __all__ = ["PytestSession", "SessionResult"]
 

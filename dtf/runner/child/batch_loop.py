@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import os
 
-import msgspec
 import pytest
 
-from dtf.runner.collector import collect_error
-from dtf.runner.item_outcome import combine
-from dtf.runner.wire import BatchDone, CaseDone, ChildMessage, Ready, RunBatch, WireCase
+from .collector import collect_error
+from .item_outcome import combine
+from .wire import BatchDone, CaseDone, ChildMessage, Ready, RunBatch, WireCase, decode, encode
 
 
 class BatchLoop:
@@ -31,8 +30,6 @@ class BatchLoop:
     def __init__(self, command_fd: int, result_fd: int) -> None:
         self._commands = os.fdopen(command_fd, "rb")
         self._result_fd = result_fd
-        self._encoder = msgspec.json.Encoder()
-        self._decoder = msgspec.json.Decoder(RunBatch)
         self._errors: list[WireCase] = []
         self._reports: list[pytest.TestReport] = []
 
@@ -54,7 +51,10 @@ class BatchLoop:
         items = {item.nodeid: item for item in session.items}
         self._send(Ready(nodeids=tuple(items), errors=tuple(self._errors)))
         for line in self._commands:
-            nodeids = self._decoder.decode(line).nodeids
+            command = decode(line)
+            if not isinstance(command, RunBatch):
+                raise TypeError(f"expected a batch to run, got {command!r}")
+            nodeids = command.nodeids
             for index, nodeid in enumerate(nodeids):
                 item = items.get(nodeid)
                 if item is None:
@@ -71,6 +71,6 @@ class BatchLoop:
 
     def _send(self, message: ChildMessage) -> None:
         # One unbuffered write per message: whatever was sent survives a crash of this process.
-        data = memoryview(self._encoder.encode(message) + b"\n")
+        data = memoryview(encode(message))
         while data:
             data = data[os.write(self._result_fd, data) :]

@@ -1,8 +1,9 @@
-"""Entry point of the pytest processes dtf starts: `python -m dtf.runner.child MODE ARGS...`.
+"""Entry point of the pytest processes dtf starts: `python -m dtf_child MODE ARGS...`.
 
 MODE "collect" writes the collection as one JSON document to the path in `DTF_RUNNER_OUT`;
 MODE "session" serves batches over the two pipe fds named in `DTF_RUNNER_FDS`.  ARGS are the
-user's pytest arguments.
+user's pytest arguments, used exactly as plain pytest would use them: the only plugin added is
+this package's own (the `dtf_requires` marker); none of pytest's is disabled.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from dtf.lifeline import exit_with_parent
-from dtf.runner.batch_loop import BatchLoop
-from dtf.runner.collector import CollectReport
-from dtf.runner.wire import FDS_ENV, OUT_ENV, PARENT_ENV
+from .batch_loop import BatchLoop
+from .collector import CollectReport
+from .lifeline import exit_with_parent
+from .wire import FDS_ENV, OUT_ENV, PARENT_ENV
 
-USAGE = "usage: python -m dtf.runner.child {collect|session} [pytest args...]"
-BASE_ARGS = ("-p", "dtf.runner.plugin", "-p", "no:cacheprovider")
+USAGE = f"usage: python -m {__package__} {{collect|session}} [pytest args...]"
+# The plugin by this package's name, whatever it was imported as (`dtf_child` in a project's
+# interpreter, see dtf.runner.launch).
+BASE_ARGS = ("-p", f"{__package__}.plugin")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for fd in (command_fd, result_fd):
             os.set_inheritable(fd, False)
         plugin = BatchLoop(command_fd, result_fd)
-        extra = ["-q"]
+        # No -q: pytest's verbosity decides how subtests are counted (at 0 it leaves passed
+        # subtests out), so the user's own must stand.
+        extra = []
     else:
         print(USAGE, file=sys.stderr)
         return int(pytest.ExitCode.USAGE_ERROR)

@@ -1,4 +1,4 @@
-"""The pytest plugin dtf loads (`-p dtf.runner.plugin`) into every pytest it starts.
+"""The pytest plugin dtf loads (`-p dtf_child.plugin`) into every pytest it starts.
 
 It registers the `dtf_requires` marker, so suites run with `--strict-markers` accept it.
 Nothing else in dtf imports this module: pytest must be the one to import it (a plugin
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from dtf.runner.requirements import MARKER_HELP
+from .requirements import MARKER_HELP
 
 
 def pytest_configure(config: pytest.Config) -> None:

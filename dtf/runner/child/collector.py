@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from dtf.runner.failure_text import summarize, truncate_middle
-from dtf.runner.item_outcome import skip_reason
-from dtf.runner.requirements import MarkerError, requirements_of
-from dtf.runner.wire import Collected, WireCase, WireItem
+from .failure_text import summarize, truncate_middle
+from .item_outcome import skip_reason
+from .requirements import MarkerError, requirements_of
+from .wire import Collected, WireCase, WireItem
 
 
 class CollectReport:
@@ -39,7 +38,7 @@ class CollectReport:
             except MarkerError as exc:
                 self._errors.append(WireCase(nodeid=item.nodeid, outcome="error", message=str(exc)))
         doc = Collected(tuple(items), tuple(self._skipped), tuple(self._errors))
-        self._out.write_bytes(msgspec.json.encode(doc))
+        self._out.write_bytes(doc.to_bytes())
 
 
 def collect_error(report: pytest.CollectReport) -> WireCase:
