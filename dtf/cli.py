@@ -373,7 +373,8 @@ async def _run(args: argparse.Namespace, pytest_args: list[str], console: Consol
     opts = options_from(
         settings,
         tags=tags,
-        paths=args.paths or ([] if args.command else ["."]),
+        # No path given: none is passed on, so pytest uses the project's testpaths as it would.
+        paths=args.paths or [],
         pytest_args=pytest_args,
         commands=args.command,
         repeat=args.repeat,

@@ -1,95 +1,139 @@
 """The embedded cluster `dtf run` starts when no server is configured.
 
-A nats-server on 127.0.0.1 with a temporary store and N worker processes,
-all children of the `dtf run` process, their output in a log directory that is kept when
-something goes wrong.
+A nats-server on 127.0.0.1 with a temporary store, and N one-slot workers that live in the
+`dtf run` process itself, beside its coordinator: a worker interpreter would cost a start and
+dtf's imports each, which on a small machine is time the tests wait for.  Their pytest
+children start first of all, before the server, so that collecting the suite (which they do
+anyway) overlaps everything else; the first to finish gives `dtf run` its collection too.
+
+The workers' log goes to a file in a log directory, kept when something went wrong.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import asyncio
+import contextlib
+import logging
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dtf.interpreter import Interpreter
+from dtf.runner.child.wire import Collected
+from dtf.runner.pytest_session import PytestSession
 from dtf.server import LocalServer, start_server
+from dtf.store import EventStore
+from dtf.worker import WARM_UP_S, Worker
+
+# The loggers of the in-process workers: their warnings belong in the log file, not among
+# the run's results on the terminal.
+WORKER_LOGGERS = ("dtf.worker", "dtf.runner", "dtf.bundle", "dtf.checkpoint")
+
+
+def start_sessions(count: int, root: Path, args: Sequence[str], python: str) -> list[PytestSession]:
+    """`count` pytest children for the project, collecting from now on."""
+    sessions = [PytestSession(root, list(args), python=python) for _ in range(count)]
+    for session in sessions:
+        session.begin_warm_up(WARM_UP_S)
+    return sessions
+
+
+async def first_collection(sessions: Sequence[PytestSession]) -> Collected | None:
+    """The collection of whichever session collects first; None when none could start."""
+    pending = {session.warming for session in sessions if session.warming is not None}
+    while pending:
+        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for session in sessions:
+            if session.collection is not None:
+                return session.collection
+    return next((s.collection for s in sessions if s.collection is not None), None)
 
 
 @dataclass
 class LocalCluster:
+    """Owns the server, the log directory, and the in-process workers with their stores."""
+
     server: LocalServer
     log_dir: Path
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    workers: list[Worker] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stores: list[EventStore] = field(default_factory=list)
+    _handler: logging.Handler | None = None
 
     @property
     def url(self) -> str:
         return self.server.url
 
-    def spawn(self, name: str, *args: str) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "dtf", *args, "--server", self.url],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # Ctrl-C goes to `dtf run`, which stops these in order
-        )
-        log.close()
+    async def start_workers(
+        self,
+        count: int,
+        *,
+        labels: Sequence[str],
+        interpreter: Interpreter,
+        sessions: Sequence[PytestSession] = (),
+    ) -> None:
+        """`count` one-slot workers, each on its own connection; slot i serves sessions[i]."""
+        self._log_to_file()
+        for i in range(count):
+            store = await EventStore.connect(self.url, name=f"dtf-local-{i}")
+            self._stores.append(store)
+            worker = Worker(
+                store,
+                worker_id=f"local-{i}",
+                labels=tuple(labels),
+                interpreter=interpreter,
+                sessions=sessions[i : i + 1],
+            )
+            self.workers.append(worker)
+            self._tasks.append(asyncio.create_task(worker.run(asyncio.Event())))
 
-    def stop(self, keep_logs: bool = False) -> None:
-        """Kill the workers, then stop the server.
+    def dead_worker(self) -> BaseException | None:
+        """Why a worker stopped, while the run still needs it (None: all are running)."""
+        for task in self._tasks:
+            if task.done():
+                return task.exception() or RuntimeError("an embedded worker stopped")
+        return None
+
+    async def stop(self, keep_logs: bool = False) -> None:
+        """Kill the workers' pytest children, stop the workers, then the server.
 
         The store is thrown away, so a worker's orderly goodbye (events, consumer cleanup)
-        buys nothing here; their pytest processes die with them (dtf.runner.child.lifeline).
+        buys nothing here.
         """
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.kill()
-        for proc in self.processes.values():
-            proc.wait()
-        self.server.stop()
+        for worker in self.workers:
+            for slot in worker.slots:
+                if slot.session is not None:
+                    await slot.session.abort()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for store in self._stores:
+            await store.close()
+        await asyncio.to_thread(self.server.stop)
+        if self._handler is not None:
+            for name in WORKER_LOGGERS:
+                logging.getLogger(name).removeHandler(self._handler)
+                logging.getLogger(name).propagate = True
+            self._handler.close()
         if not keep_logs:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
+    def _log_to_file(self) -> None:
+        handler = logging.FileHandler(self.log_dir / "workers.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        for name in WORKER_LOGGERS:
+            logging.getLogger(name).addHandler(handler)
+            logging.getLogger(name).propagate = False
+        self._handler = handler
 
-def start_cluster(
-    workers: int,
-    *,
-    labels: Sequence[str] = (),
-    prewarm: Sequence[str] | None = None,
-    python: str | None = None,
-) -> LocalCluster:
-    """The server and N worker processes; `dtf run` runs the coordinator in-process.
 
-    Embedded workers share this machine's files: they run tests in the project directory
-    itself (no bundle), and with `prewarm` (pytest arguments) start collecting at once.
-    """
+def start_local_server() -> LocalCluster:
+    """The embedded server (lazy fsync: its store is a temporary directory deleted after the
+    run, so fsync would buy nothing), with no workers yet."""
     log_dir = Path(tempfile.mkdtemp(prefix="dtf-logs-"))
-    # The store is a temporary directory deleted after the run: fsync would buy nothing.
     server = start_server(log_file=log_dir / "nats-server.log", durable=False)
-    cluster = LocalCluster(server, log_dir)
-    for i in range(workers):
-        label_args = [a for label in labels for a in ("--label", label)]
-        if prewarm is not None:
-            label_args += ["--prewarm", json.dumps(list(prewarm))]
-        if python is not None:
-            label_args += ["--python", python]
-        cluster.spawn(
-            f"worker-{i}",
-            "worker",
-            "--slots",
-            "1",
-            "--id",
-            f"local-{i}",
-            "--exit-with-parent",
-            str(os.getpid()),
-            *label_args,
-        )
-    return cluster
+    return LocalCluster(server, log_dir)

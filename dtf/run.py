@@ -32,11 +32,13 @@ from dtf.core.scheduling import strategy
 from dtf.core.state import TaskState, View
 from dtf.errors import ConfigError, DtfError
 from dtf.hardware import detect
+from dtf.interpreter import probe
 from dtf.lease import holder
-from dtf.local import LocalCluster, start_cluster
+from dtf.local import LocalCluster, first_collection, start_local_server, start_sessions
 from dtf.progress import RunProgress
 from dtf.run_options import RunOptions, check_flags
-from dtf.runner.collect import Collection, collect
+from dtf.runner.collect import Collection, collect, collection_of
+from dtf.runner.pytest_session import PytestSession
 from dtf.store import EventStore, Recorded, Stored
 from dtf.summary import collection_interrupted, render_summary
 from events.catalogue import (
@@ -106,42 +108,45 @@ class RunClient:
         started = time.monotonic()
         self._check_paths()
         workers = opts.workers or os.cpu_count() or 1
+        args = [*opts.paths, *opts.pytest_args]
+        python = opts.python or sys.executable
+        sessions: list[PytestSession] = []
         collecting = None
-        if not opts.commands:
+        if opts.server is None and not opts.commands:
+            # The embedded workers' pytest children start before anything else: they collect
+            # the suite anyway, and the first to finish gives the run its collection.
+            sessions = start_sessions(workers, opts.root, args, python)
+        elif not opts.commands:
             collecting = asyncio.ensure_future(
-                asyncio.to_thread(
-                    collect,
-                    opts.root,
-                    [*opts.paths, *opts.pytest_args],
-                    python=opts.python or sys.executable,
-                )
+                asyncio.to_thread(collect, opts.root, args, python=python)
             )
         coordinator: asyncio.Task | None = None
         coordinator_stop = asyncio.Event()
         try:
             if opts.server is None:
-                prewarm = None if opts.commands else [*opts.paths, *opts.pytest_args]
-                self.cluster = await asyncio.to_thread(
-                    start_cluster,
-                    workers,
-                    labels=opts.labels,
-                    prewarm=prewarm,
-                    python=opts.python,
-                )
+                probing = asyncio.ensure_future(asyncio.to_thread(probe, opts.python))
+                self.cluster = await asyncio.to_thread(start_local_server)
                 url = self.cluster.url
             else:
                 url = opts.server
             store = await EventStore.connect(servers(url), name=self.actor)
             try:
                 if self.cluster is not None:
-                    # The embedded coordinator lives in this process: one interpreter fewer
-                    # to start on a small machine, and it dies with the run.
+                    # The embedded coordinator and workers live in this process: interpreters
+                    # fewer to start on a small machine, and they die with the run.
                     coord = Coordinator(
                         store, strategy(opts.strategy), coordinator_id=f"coordinator-{os.getpid()}"
                     )
                     coordinator = asyncio.create_task(coord.run(coordinator_stop))
                     self.coordinator = coordinator
-                collection = await collecting if collecting else None
+                    await self.cluster.start_workers(
+                        workers, labels=opts.labels, interpreter=await probing, sessions=sessions
+                    )
+                collection = None
+                if sessions:
+                    collection = await self._collect_in_sessions(sessions, args, python)
+                elif collecting is not None:
+                    collection = await collecting
                 if collection is not None:
                     code = self._collection_problems(collection)
                     if code is not None:
@@ -157,7 +162,19 @@ class RunClient:
             if collecting is not None and not collecting.done():
                 collecting.cancel()
             if self.cluster is not None:
-                await asyncio.to_thread(self.cluster.stop)
+                await self.cluster.stop()
+            for session in sessions:  # a start that failed before the workers took them
+                await session.abort()
+
+    async def _collect_in_sessions(
+        self, sessions: list[PytestSession], args: list[str], python: str
+    ) -> Collection:
+        """The collection of the first embedded session ready; a collect run when none
+        could start, which then says why in one line (`CollectionError`)."""
+        found = await first_collection(sessions)
+        if found is not None:
+            return collection_of(found)
+        return await asyncio.to_thread(collect, self.opts.root, args, python=python)
 
     def _collection_problems(self, collection: Collection) -> int | None:
         """pytest's behaviour: collection errors interrupt (2), nothing collected is 5."""
@@ -330,6 +347,8 @@ class RunClient:
                     raise DtfError(
                         f"the embedded coordinator stopped: {self.coordinator.exception()!r}"
                     )
+                if self.cluster is not None and (dead := self.cluster.dead_worker()):
+                    raise DtfError(f"an embedded worker stopped: {dead!r}")
                 if self.view.last_seq != last_seq:
                     last_change, last_seq = time.monotonic(), self.view.last_seq
                 elif time.monotonic() - last_change > STALL_NOTICE_S:

@@ -21,6 +21,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,8 @@ from events.subjects import ROOT, assignments_for, log_subject, task_subject, wo
 log = logging.getLogger(__name__)
 # A draining worker idle this long stops even if its consumer still counts work for it.
 DRAIN_IDLE_S = 5.0
+# How long a pytest started ahead of its first task may take to collect.
+WARM_UP_S = 300.0
 
 
 # What a quarantined worker must pass to be trusted again: its Python starts, imports pytest,
@@ -101,7 +104,6 @@ class Slot:
     task_id: str = ""
     attempt: int = 0
     last_seq: int = 0  # sequence of this attempt's latest event: the guard for the next one
-    warming: asyncio.Task | None = None
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -118,13 +120,21 @@ class Worker:
         cache_dir: Path | None = None,
         prewarm: tuple[str, ...] | None = None,
         interpreter: Interpreter | None = None,
+        sessions: Sequence[PytestSession] = (),
     ) -> None:
-        """`interpreter` runs the tests and commands (default: the one dtf runs in)."""
+        """`interpreter` runs the tests and commands (default: the one dtf runs in).
+
+        `prewarm` (pytest arguments) starts every slot's pytest for the project in the current
+        directory at once; `sessions` hands the slots sessions started already, for the same
+        project (`dtf run` starts its embedded workers' before its server is up).
+        """
         self.store = store
         self._prewarm = prewarm
         self.interpreter = interpreter or probe(None)
         self.id = worker_id or default_worker_id()
-        self.slots = [Slot(i) for i in range(max(1, slots))]
+        self.slots = [Slot(i) for i in range(max(1, slots, len(sessions)))]
+        for slot, session in zip(self.slots, sessions, strict=False):
+            self._adopt(slot, session)
         self.labels = labels
         self.cache = BundleCache(cache_dir or default_cache_dir())
         self.checkpoints = Checkpoints(store)
@@ -546,9 +556,6 @@ class Worker:
 
     async def _session(self, slot: Slot, workdir: Path, spec: TaskQueued) -> PytestSession:
         """The slot's persistent pytest process for this bundle and these arguments."""
-        if slot.warming is not None:
-            await slot.warming
-            slot.warming = None
         key = (spec.bundle or str(workdir), spec.args)
         if slot.session is not None and slot.session_key != key:
             await slot.session.close()
@@ -569,16 +576,16 @@ class Worker:
         `dtf run` asks its embedded workers for this while it collects, so that collection
         here overlaps with its own instead of following it.
         """
-        workdir = Path.cwd()
         for slot in self.slots:
-            slot.session = PytestSession(
-                workdir,
-                list(args),
-                python=self.interpreter.path,
-                on_output=lambda data, s=slot: self._log(s, data),
-            )
-            slot.session_key = (str(workdir), args)
-            slot.warming = asyncio.create_task(slot.session.warm_up(300))
+            session = PytestSession(Path.cwd(), list(args), python=self.interpreter.path)
+            session.begin_warm_up(WARM_UP_S)
+            self._adopt(slot, session)
+
+    def _adopt(self, slot: Slot, session: PytestSession) -> None:
+        """Serve `session` (for the project in the current directory) from `slot`."""
+        session.on_output = lambda data: self._log(slot, data)
+        slot.session = session
+        slot.session_key = (str(Path.cwd()), session.args)
 
     def _log(self, slot: Slot, data: bytes) -> None:
         if slot.task_id:

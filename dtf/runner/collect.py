@@ -117,6 +117,11 @@ def _read(out: Path) -> Collection:
         doc = Collected.from_bytes(out.read_bytes())
     except WireError as exc:
         raise CollectionError(f"unreadable collection from pytest: {exc}") from None
+    return collection_of(doc)
+
+
+def collection_of(doc: Collected) -> Collection:
+    """The caller's view of what a child collected (collect mode, or a session's Ready)."""
     return Collection(
         items=tuple(
             CollectedItem(item.nodeid, _file_of(item.nodeid), _requirements(item.requirements))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dtf.runner.batch import Batch, SessionResult
 from dtf.runner.child.failure_text import summarize, truncate_middle
-from dtf.runner.child.wire import BatchDone, CaseDone, Ready, WireCase
+from dtf.runner.child.wire import BatchDone, CaseDone, Collected, Ready, WireCase
 from dtf.runner.child_process import DRAIN_GRACE, ChildProcess, Exited
 from dtf.runner.collect import case_result
 from dtf.runner.launch import describe_exit
@@ -46,11 +46,30 @@ class PytestSession:
         self._args = tuple(args)
         self._python = python
         self._env = env
-        self._on_output = on_output
+        # Public: whoever serves the session may route its output elsewhere later.
+        self.on_output = on_output
         self._child: ChildProcess | None = None
         self._collected: frozenset[str] = frozenset()
         self._errors: tuple[WireCase, ...] = ()
+        self._collection: Collected | None = None
         self._running = False
+        self._warming: asyncio.Task[None] | None = None
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The pytest arguments the child runs with."""
+        return self._args
+
+    @property
+    def warming(self) -> asyncio.Task[None] | None:
+        """The warm-up begun with `begin_warm_up`, until a `run()` has waited for it."""
+        return self._warming
+
+    @property
+    def collection(self) -> Collected | None:
+        """What the child collected, as collect mode reports it; None until it has, and
+        after a failed start."""
+        return self._collection if self.alive else None
 
     @property
     def alive(self) -> bool:
@@ -68,6 +87,9 @@ class PytestSession:
         Never raises for test failures, crashes, timeouts or a broken environment: those are
         reported in the result.  Cancelling the call kills the child.  One batch at a time.
         """
+        if self._warming is not None:  # a warm-up begun earlier: the child may be ready now
+            warming, self._warming = self._warming, None
+            await warming
         if self._running:
             raise RuntimeError("PytestSession.run() is already running a batch")
         batch = Batch(nodeids)
@@ -84,6 +106,20 @@ class PytestSession:
             raise
         finally:
             self._running = False
+
+    def begin_warm_up(self, timeout: float) -> asyncio.Task[None]:
+        """`warm_up` in the background; the next `run()` waits for it.  Returns its task."""
+        self._warming = asyncio.create_task(self.warm_up(timeout))
+        return self._warming
+
+    async def abort(self) -> None:
+        """Kill the child at once, without pytest's teardown (the run is over anyway)."""
+        warming, self._warming = self._warming, None
+        if warming is not None:
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warming
+        await self._discard("aborted")
 
     async def warm_up(self, timeout: float) -> None:
         """Start the child and let it collect now, so that the first batch finds it ready.
@@ -143,7 +179,7 @@ class PytestSession:
         """Start a child and wait until it has collected; a result when it could not."""
         try:
             child = await ChildProcess.start(
-                self._python, self._root, self._args, self._env, self._on_output
+                self._python, self._root, self._args, self._env, self._relay_output
             )
         except OSError as exc:
             cause = f"cannot start {self._python}: {exc.strerror or exc}"
@@ -153,6 +189,7 @@ class PytestSession:
         if isinstance(message, Ready):
             self._collected = frozenset(message.nodeids)
             self._errors = message.errors
+            self._collection = message.collection
             return None
         tail = truncate_middle(child.output_tail())
         if self._child is child:
@@ -172,6 +209,10 @@ class PytestSession:
         if batch.to_run:
             return batch.interrupted("timeout", cause)
         return batch.failed("timeout", f"{cause} while pytest was starting")
+
+    def _relay_output(self, data: bytes) -> None:
+        if self.on_output is not None:
+            self.on_output(data)
 
     async def _discard(self, reason: str) -> None:
         """Forget the current child, killing it first when it still runs."""

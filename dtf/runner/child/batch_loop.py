@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from .collector import collect_error
+from .collector import CollectReport
 from .item_outcome import combine
 from .wire import BatchDone, CaseDone, ChildMessage, Ready, RunBatch, WireCase, decode, encode
 
@@ -30,13 +30,14 @@ class BatchLoop:
     def __init__(self, command_fd: int, result_fd: int) -> None:
         self._commands = os.fdopen(command_fd, "rb")
         self._result_fd = result_fd
-        self._errors: list[WireCase] = []
+        # What collect mode reports, kept here too: import failures explain missing node
+        # ids, and the whole collection lets an early session stand in for a collect run.
+        self._collection = CollectReport(None)
         self._reports: list[pytest.TestReport] = []
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        """Runs after each collector; keeps import failures to explain missing node ids."""
-        if report.failed:
-            self._errors.append(collect_error(report))
+        """Runs after each collector (directory, module, class)."""
+        self._collection.pytest_collectreport(report)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Runs after each phase (setup, call, teardown) of the running item."""
@@ -49,7 +50,8 @@ class BatchLoop:
         Runs even when some modules failed to import; their node ids are simply not served.
         """
         items = {item.nodeid: item for item in session.items}
-        self._send(Ready(nodeids=tuple(items), errors=tuple(self._errors)))
+        errors = tuple(self._collection.errors)
+        self._send(Ready(tuple(items), errors, self._collection.collected(session)))
         for line in self._commands:
             command = decode(line)
             if not isinstance(command, RunBatch):

@@ -13,9 +13,10 @@ from .wire import Collected, WireCase, WireItem
 
 
 class CollectReport:
-    """Owns the collection errors and collector skips seen so far, and the output path."""
+    """Owns the collection errors and collector skips seen so far, and the output path (None:
+    a session's, which sends the collection itself)."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path | None) -> None:
         self._out = out
         self._skipped: list[WireCase] = []
         self._errors: list[WireCase] = []
@@ -31,14 +32,24 @@ class CollectReport:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Runs once collection, `-k`/`-m` selection and deselection are done."""
+        if self._out is not None:
+            self._out.write_bytes(self.collected(session).to_bytes())
+
+    def collected(self, session: pytest.Session) -> Collected:
+        """The items with their checked requirements, the skips and the errors seen."""
         items: list[WireItem] = []
+        errors = list(self._errors)
         for item in session.items:
             try:
                 items.append(WireItem(nodeid=item.nodeid, requirements=requirements_of(item)))
             except MarkerError as exc:
-                self._errors.append(WireCase(nodeid=item.nodeid, outcome="error", message=str(exc)))
-        doc = Collected(tuple(items), tuple(self._skipped), tuple(self._errors))
-        self._out.write_bytes(doc.to_bytes())
+                errors.append(WireCase(nodeid=item.nodeid, outcome="error", message=str(exc)))
+        return Collected(tuple(items), tuple(self._skipped), tuple(errors))
+
+    @property
+    def errors(self) -> list[WireCase]:
+        """The collectors that failed so far."""
+        return self._errors
 
 
 def collect_error(report: pytest.CollectReport) -> WireCase:

@@ -81,25 +81,34 @@ class Collected:
     skipped: tuple[WireCase, ...] = ()
     errors: tuple[WireCase, ...] = ()
 
-    def to_bytes(self) -> bytes:
-        doc = {
+    def to_json(self) -> dict[str, Any]:
+        return {
             "items": [{"nodeid": i.nodeid, "requirements": i.requirements} for i in self.items],
             "skipped": [c.to_json() for c in self.skipped],
             "errors": [c.to_json() for c in self.errors],
         }
-        return json.dumps(doc).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Collected:
+    def from_json(cls, doc: Any) -> Collected:
         try:
-            doc = json.loads(data)
             return cls(
                 items=tuple(WireItem(i["nodeid"], i.get("requirements", {})) for i in doc["items"]),
                 skipped=tuple(WireCase.from_json(c) for c in doc["skipped"]),
                 errors=tuple(WireCase.from_json(c) for c in doc["errors"]),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
+            raise WireError(f"unreadable collection: {exc!r}") from None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json()).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Collected:
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:
             raise WireError(f"unreadable collection: {exc}") from None
+        return cls.from_json(doc)
 
 
 # --- session mode: parent -> child -------------------------------------------------------
@@ -117,10 +126,13 @@ class RunBatch:
 
 @dataclass(frozen=True)
 class Ready:
-    """Sent once, after collection: what the session can run and what failed to import."""
+    """Sent once, after collection: what the session can run and what failed to import, and
+    the collection as collect mode would have written it (so that a session started early
+    can stand in for a collect run)."""
 
     nodeids: tuple[str, ...] = ()
     errors: tuple[WireCase, ...] = ()
+    collection: Collected = field(default_factory=Collected)
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,7 @@ def encode(message: ChildMessage | RunBatch) -> bytes:
             "type": "ready",
             "nodeids": list(message.nodeids),
             "errors": [e.to_json() for e in message.errors],
+            "collection": message.collection.to_json(),
         }
     else:
         doc = {"type": "done"}
@@ -169,7 +182,8 @@ def decode(line: bytes) -> ChildMessage | RunBatch:
             return RunBatch(tuple(str(n) for n in doc["nodeids"]))
         if kind == "ready":
             errors = tuple(WireCase.from_json(e) for e in doc.get("errors", ()))
-            return Ready(tuple(str(n) for n in doc["nodeids"]), errors)
+            collection = Collected.from_json(doc.get("collection", Collected().to_json()))
+            return Ready(tuple(str(n) for n in doc["nodeids"]), errors, collection)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:  # JSONDecodeError: ValueError
         raise WireError(f"unreadable message: {exc}") from None
     raise WireError(f"unknown message type {kind!r}")
