@@ -112,8 +112,8 @@ class LocalCluster:
             with contextlib.suppress(BaseException):
                 await task
         for store in self._stores:
-            await store.close()
-        await asyncio.to_thread(self.server.stop)
+            await store.close(drain=False)
+        await asyncio.to_thread(self.server.kill)
         if self._handler is not None:
             for name in WORKER_LOGGERS:
                 logging.getLogger(name).removeHandler(self._handler)

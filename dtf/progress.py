@@ -20,7 +20,7 @@ from rich.text import Text
 from dtf.core.state import TaskState, View
 from dtf.outcomes import count, pytest_counts
 from dtf.summary import counts_text
-from events.catalogue import AnyEvent, CaseResult
+from events.catalogue import AnyEvent, CaseProgress, CaseResult
 
 
 def task_outcomes(task: TaskState, *, count_cases: bool) -> Counter[str]:
@@ -79,6 +79,21 @@ class RunProgress:
         if self.live is not None:
             self.live.__exit__(None, None, None)
 
+    def case_done(self, view: View, note: CaseProgress) -> None:
+        """Runs when a worker reports one test's result, before its task ends.
+
+        Counted provisionally for the task's attempt: when the task ends (or its attempt is
+        given up on) `update` replaces whatever its notes added with what the View says.
+        """
+        task = view.tasks.get(note.task_id)
+        if task is None or note.attempt not in task.live_attempts or not self.count_cases:
+            return
+        before, done_before = self._by_task.get(note.task_id, (Counter(), 0))
+        self.counts[note.outcome] += 1
+        self._by_task[note.task_id] = (before + Counter({note.outcome: 1}), done_before + 1)
+        self.done += 1
+        self._redraw(view, task.spec.run_id)
+
     def update(self, view: View, run_id: str, event: AnyEvent) -> None:
         """Runs after every event of the run has been folded into `view`."""
         run = view.runs.get(run_id)
@@ -98,6 +113,9 @@ class RunProgress:
             self.counts.update(now)
             self.done += done - done_before
             self._by_task[task.task_id] = (now, done)
+        self._redraw(view, run_id)
+
+    def _redraw(self, view: View, run_id: str) -> None:
         if not self.enabled:
             return
         self.bar.update(self.task, completed=self.done)

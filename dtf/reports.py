@@ -191,6 +191,9 @@ class CaseReport(msgspec.Struct, frozen=True):
     message: str
     longrepr: str
     reruns: int = 0  # failed runs before the outcome; passed with reruns > 0 is flaky
+    # pytest's own count of the item's reports when it is not just {outcome: 1} (subtests,
+    # a teardown error beside a pass): what plain pytest's final line counts.
+    tally: dict[str, int] = {}
 
 
 class RunReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -229,7 +232,8 @@ def write_json(
 ) -> None:
     """Write the run as a `RunReport` JSON document."""
     entries = tuple(
-        CaseReport(c.nodeid, c.outcome, c.duration, c.message, c.longrepr, c.reruns) for c in cases
+        CaseReport(c.nodeid, c.outcome, c.duration, c.message, c.longrepr, c.reruns, c.tally)
+        for c in cases
     )
     report = RunReport(
         run_id=run_id,

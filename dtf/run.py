@@ -43,6 +43,7 @@ from dtf.store import EventStore, Recorded, Stored
 from dtf.summary import collection_interrupted, render_summary
 from events.catalogue import (
     AnyEvent,
+    CaseProgress,
     CaseResult,
     Requirements,
     RunCancelRequested,
@@ -50,9 +51,10 @@ from events.catalogue import (
     RunSubmitted,
     TaskQueued,
 )
-from events.subjects import run_subject, run_tasks, task_id
+from events.subjects import run_progress, run_subject, run_tasks, task_id
 
 STALL_NOTICE_S = 15.0
+CANCEL_WRITE_S = 0.5  # how long Ctrl-C waits to record the cancellation on a real cluster
 
 
 def new_run_id() -> str:
@@ -97,6 +99,7 @@ class RunClient:
         self.progress: RunProgress | None = None
         self.unrunnable: list[CaseResult] = []
         self.coordinator: asyncio.Task | None = None
+        self.interrupted = False
 
     def _check_paths(self) -> None:
         for path in self.opts.paths:
@@ -155,9 +158,11 @@ class RunClient:
             finally:
                 coordinator_stop.set()
                 if coordinator is not None:
-                    with contextlib.suppress(Exception):
+                    if self.interrupted:
+                        coordinator.cancel()  # no goodbyes: its writes would only fail now
+                    with contextlib.suppress(BaseException):
                         await coordinator
-                await store.close()
+                await store.close(drain=self.cluster is None and not self.interrupted)
         finally:
             if collecting is not None and not collecting.done():
                 collecting.cancel()
@@ -318,14 +323,25 @@ class RunClient:
         follower = await store.follow(
             [run_subject(self.run_id), run_tasks(self.run_id)], self._on_record, from_seq=first_seq
         )
+        notes = await store.listen(run_progress(self.run_id), self._on_progress)
         try:
             await store.append_many(tasks)
             with self.progress:
                 await self._wait(store)
         finally:
+            await notes.stop()
             await follower.stop()
         seconds = time.monotonic() - started
         return self._finish(seconds, collection is not None)
+
+    def _on_progress(self, data: bytes) -> None:
+        """A worker's note of one test's result: moves the live display, decides nothing."""
+        try:
+            note = msgspec.json.decode(data, type=CaseProgress)
+        except (msgspec.DecodeError, RecursionError):
+            return
+        if self.progress is not None:
+            self.progress.case_done(self.view, note)
 
     def _on_record(self, rec: Stored) -> None:
         if not self.view.fold(rec):
@@ -357,17 +373,14 @@ class RunClient:
                     self.console.print(f"[yellow]{stall_notice(queued, leader, alive)}[/]")
                     last_change = time.monotonic()
         except asyncio.CancelledError:
-            with contextlib.suppress(DtfError):
-                await asyncio.shield(
-                    store.append(
-                        _event(
-                            RunCancelRequested,
-                            self.actor,
-                            run_id=self.run_id,
-                            reason="interrupted by the user",
-                        )
-                    )
+            self.interrupted = True
+            if self.cluster is None:  # an embedded run's store goes with it: nobody to tell
+                cancel = _event(
+                    RunCancelRequested, self.actor, run_id=self.run_id, reason="interrupted"
                 )
+                # Worth a moment, not more: Ctrl-C must stop dtf within a second.
+                with contextlib.suppress(DtfError, TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(store.append(cancel)), CANCEL_WRITE_S)
             raise
 
     def _finish(self, seconds: float, is_pytest: bool) -> int:

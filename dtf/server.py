@@ -93,6 +93,14 @@ class LocalServer:
             return f"{how}; its log {self.log_file} is empty"
         return f"{how}; its log {self.log_file} ends with: {line}"
 
+    def kill(self) -> None:
+        """SIGKILL and clean up: for a server whose store is thrown away anyway."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self._temp is not None:
+            self._temp.cleanup()
+
     def stop(self, timeout: float = 5.0) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -119,9 +119,12 @@ class EventStore:
         await store.ensure_topology()
         return store
 
-    async def close(self) -> None:
-        """Drain and close; never hangs, even when the server is gone."""
+    async def close(self, *, drain: bool = True) -> None:
+        """Drain (let pending messages finish) and close; never hangs, even when the server
+        is gone.  Without `drain`, close at once: for a store about to be thrown away."""
         try:
+            if not drain:
+                raise TimeoutError
             await asyncio.wait_for(self.nc.drain(), 3)
         except Exception:  # closing a broken connection must not mask the real exit reason
             with contextlib.suppress(Exception):
@@ -337,6 +340,24 @@ class EventStore:
         finally:
             await follower.stop()
         return records
+
+    async def listen(self, subject: str, handler: Callable[[bytes], None]) -> Follower:
+        """Hand the payload of every core message on `subject` to `handler` from now on
+        (live notes nobody stores, such as test progress); `stop()` the result to end it."""
+
+        async def on_msg(msg: Msg) -> None:
+            try:
+                handler(msg.data)
+            except Exception:  # a note is never worth a crash
+                log.exception("handling a message on %s failed", msg.subject)
+
+        try:
+            sub = await self.nc.subscribe(subject, cb=on_msg)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot listen on {subject}: {exc}") from None
+        listener = Follower(_sub=sub)
+        listener.caught_up.set()
+        return listener
 
     # --- heartbeats ---------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from events import topology
 from events.catalogue import (
     AnyEvent,
     Capabilities,
+    CaseProgress,
     CaseResult,
     TaskAssigned,
     TaskCancelled,
@@ -62,7 +63,14 @@ from events.catalogue import (
 )
 from events.codec import Undecodable, read
 from events.records import Recorded
-from events.subjects import ROOT, assignments_for, log_subject, task_subject, worker_subject
+from events.subjects import (
+    ROOT,
+    assignments_for,
+    log_subject,
+    progress_subject,
+    task_subject,
+    worker_subject,
+)
 
 log = logging.getLogger(__name__)
 # A draining worker idle this long stops even if its consumer still counts work for it.
@@ -470,7 +478,9 @@ class Worker:
                 cases=(case,),
             )
         session = await self._session(slot, workdir, spec)
-        runner = asyncio.ensure_future(session.run(spec.nodeids, spec.timeout))
+        runner = asyncio.ensure_future(
+            session.run(spec.nodeids, spec.timeout, self._progress_sink(spec.task_id, slot))
+        )
         cancel = asyncio.ensure_future(slot.cancelled.wait())
         await asyncio.wait({runner, cancel}, return_when=asyncio.FIRST_COMPLETED)
         cancel.cancel()
@@ -587,21 +597,33 @@ class Worker:
         slot.session = session
         slot.session_key = (str(Path.cwd()), session.args)
 
+    def _progress_sink(self, task_id: str, slot: Slot):
+        """Where a running attempt's test results go as they arrive: a core publish each
+        (never stored; `dtf run` shows them before the task ends)."""
+        subject = progress_subject(task_id)
+        attempt = slot.attempt
+
+        def sink(case: CaseResult) -> None:
+            note = CaseProgress(task_id, attempt, case.nodeid, case.outcome)
+            self._publish_soon(subject, msgspec.json.encode(note))
+
+        return sink
+
     def _log(self, slot: Slot, data: bytes) -> None:
         if slot.task_id:
             self._log_sink(slot.task_id)(data)
 
     def _log_sink(self, task_id: str):
         subject = log_subject(task_id)
+        return lambda data: self._publish_soon(subject, data)
 
-        def sink(data: bytes) -> None:
-            # Core publish into the log stream: output is best-effort, never blocks a task.
-            pending = asyncio.ensure_future(self._publish_log(subject, data))
-            self._log_tasks.add(pending)
-            pending.add_done_callback(self._log_tasks.discard)
+    def _publish_soon(self, subject: str, data: bytes) -> None:
+        """A core publish (into the log stream, or a note), best-effort: it never blocks a
+        task, and a lost one costs a line of output or a step of the progress display."""
+        pending = asyncio.ensure_future(self._publish_best_effort(subject, data))
+        self._log_tasks.add(pending)
+        pending.add_done_callback(self._log_tasks.discard)
 
-        return sink
-
-    async def _publish_log(self, subject: str, data: bytes) -> None:
+    async def _publish_best_effort(self, subject: str, data: bytes) -> None:
         with contextlib.suppress(nats.errors.Error):
             await self.store.nc.publish(subject, data[:65536])

@@ -297,3 +297,16 @@ WorkerEvent = (
 AnyEvent = RunEvent | TaskEvent | WorkerEvent
 
 TERMINAL_TASK_EVENTS = (TaskCompleted, TaskFailed, TaskCancelled)
+
+
+class CaseProgress(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One test's result the moment a worker has it, on `dtf.progress.<task id>`.
+
+    Not an event: a core NATS message nobody stores, so that a live display moves test by
+    test; the task's TaskCompleted or TaskFailed remains what counts.
+    """
+
+    task_id: str
+    attempt: int
+    nodeid: str
+    outcome: Outcome

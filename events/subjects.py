@@ -4,6 +4,7 @@
     dtf.evt.task.<run_id>.<n>.<event>[.<worker_id>]     task ids are "<run_id>.<n>"
     dtf.evt.worker.<worker_id>.<event>
     dtf.log.<run_id>.<n>                                 task output (DTF_LOGS stream)
+    dtf.progress.<run_id>.<n>                            a test's result as it happens (not stored)
 
 A task id holds its run id as its first token, so a client follows one run with
 `dtf.evt.task.<run_id>.>` and a worker receives only its assignments with
@@ -41,6 +42,7 @@ from events.catalogue import (
 
 ROOT = "dtf.evt"
 LOG_ROOT = "dtf.log"
+PROGRESS_ROOT = "dtf.progress"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -84,6 +86,14 @@ def run_tasks(run_id: str) -> str:
 
 def log_subject(task_id: str) -> str:
     return f"{LOG_ROOT}.{task_id}"
+
+
+def progress_subject(task_id: str) -> str:
+    return f"{PROGRESS_ROOT}.{task_id}"
+
+
+def run_progress(run_id: str) -> str:
+    return f"{PROGRESS_ROOT}.{run_id}.>"
 
 
 def aggregate_filter(event: AnyEvent) -> str:

@@ -7,16 +7,10 @@ summary line.
 How dtf's one-outcome-per-item maps to pytest's counts: pytest reports an item once per
 phase that has something to say, so an item whose call passed (or failed) and whose teardown
 errored prints two words ("PASSED" then "ERROR") and is counted twice ("1 passed, 1 error").
-dtf reports one outcome per item and calls that item an "error".  `plain_pytest_outcomes`
-folds the words with that same rule (any "ERROR" makes the item "error", otherwise its word),
-and `PlainPytest.double_counted` lists the items pytest counted twice, so that
-
-    plain counts == Counter(per-item outcomes)
-                    + one count of the first word of each double-counted item
-                    + one "skipped" per module-level skip (no item, but counted by pytest)
-                    + one "error" per collection error.
-
-`expected_plain_counts` computes the right-hand side from dtf's results.
+dtf reports one outcome per item and calls that item an "error": `fold` folds the words
+with that same rule (any "ERROR" makes the item "error", otherwise its word; a SUBFAILED line
+makes it "failed"), and `PlainPytest.double_counted` lists the items pytest counted twice.
+pytest's own counts are compared with the tallies dtf's results carry (`outcomes.pytest_counts`).
 """
 
 from __future__ import annotations
@@ -25,8 +19,7 @@ import os
 import re
 import subprocess
 import sys
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +37,11 @@ WORDS = {
 _PROGRESS = re.compile(
     r"^(?P<nodeid>\S.*?) (?P<word>" + "|".join(WORDS) + r")(?: \(.*\))?\s+\[\s*\d+%\]$"
 )
+# A failed subtest in the short summary (-rA): "SUBFAILED(i=2) <nodeid> - <message>".  dtf
+# reports the item of a failed subtest as failed, even when pytest reports it as passed.
+_SUBFAILED = re.compile(r"^SUBFAILED\S*(?: \(.*?\))? (?P<nodeid>\S+::\S+)(?: - .*)?$")
 _SUMMARY = re.compile(r"^=+ (?P<body>.*\d+ \w+.* in [\d.]+s.*?) =+$")
-_COUNT = re.compile(r"(\d+) (\w+)")
+_COUNT = re.compile(r"(\d+) (subtests \w+|\w+)")
 # pytest's summary words, singular, named as dtf names outcomes.
 _COUNT_NAMES = {"errors": "error", "warnings": "warning"}
 
@@ -79,30 +75,25 @@ def run_plain_pytest(
         check=False,
     )
     words: dict[str, list[str]] = {}
+    subfailed: set[str] = set()
     summary = ""
     for line in proc.stdout.splitlines():
         if m := _PROGRESS.match(line):
             words.setdefault(m["nodeid"], []).append(WORDS[m["word"]])
+        elif m := _SUBFAILED.match(line):
+            subfailed.add(m["nodeid"])
         elif m := _SUMMARY.match(line):
             summary = m["body"]
     if not summary:
         raise AssertionError(f"no summary line in pytest output:\n{proc.stdout}\n{proc.stderr}")
+    for nodeid in subfailed:
+        words[nodeid] = [w if w != "passed" else "failed" for w in words[nodeid]]
     return PlainPytest(
         outcomes={nodeid: fold(found) for nodeid, found in words.items()},
         double_counted={n: w[0] for n, w in words.items() if len(w) > 1 and w[0] != "error"},
         counts=parse_counts(summary),
         output=proc.stdout,
     )
-
-
-def plain_pytest_outcomes(root: Path, args: Sequence[str]) -> dict[str, str]:
-    """Node id -> outcome of every item plain pytest ran, folded as dtf folds phases."""
-    return run_plain_pytest(root, args).outcomes
-
-
-def plain_pytest_counts(root: Path, args: Sequence[str]) -> dict[str, int]:
-    """pytest's own final counts, e.g. {"failed": 3, "passed": 10, "error": 2}."""
-    return run_plain_pytest(root, args).counts
 
 
 def fold(words: Sequence[str]) -> str:
@@ -114,20 +105,6 @@ def parse_counts(summary: str) -> dict[str, int]:
     """Counts from pytest's final line: "3 failed, 10 passed, 2 errors in 0.5s"."""
     body = summary.rsplit(" in ", 1)[0]
     return {_COUNT_NAMES.get(name, name): int(n) for n, name in _COUNT.findall(body)}
-
-
-def expected_plain_counts(
-    outcomes: Iterable[str],
-    double_counted: Iterable[str],
-    module_skips: int = 0,
-    collection_errors: int = 0,
-) -> dict[str, int]:
-    """What pytest's counts should be, given dtf's one outcome per item (see module doc)."""
-    counts = Counter(outcomes)
-    counts.update(double_counted)
-    counts["skipped"] += module_skips
-    counts["error"] += collection_errors
-    return {name: n for name, n in counts.items() if n}
 
 
 # A section rule ("=== ERRORS ===") and a test's title ("___ test_x ___"); a traceback's own

@@ -330,6 +330,7 @@ def test_json_round_trip(tmp_path: Path) -> None:
         "message": "",
         "longrepr": "",
         "reruns": 0,
+        "tally": {},
     }
     assert os.listdir(path.parent) == ["run.json"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reference import expected_plain_counts, run_plain_pytest
+from tests.reference import run_plain_pytest
 
 HERE = Path(__file__).parent
 SAMPLE = HERE / "sample_suite"
@@ -53,6 +53,10 @@ def test_results_match_plain_pytest(sample_project: Path) -> None:
         "--junit-xml",
         "out.xml",
         "--no-progress",
+        # The reference runs with -v, and pytest's verbosity decides whether passed subtests
+        # are counted: the same for both.
+        "--",
+        "-v",
         cwd=sample_project,
     )
     plain = run_plain_pytest(sample_project, ["."])
@@ -77,14 +81,13 @@ def test_results_match_plain_pytest(sample_project: Path) -> None:
     module_skips = set(dtf_outcomes) - set(plain.outcomes)
     assert module_skips == {"test_module_skip.py"}
     assert dtf_outcomes["test_module_skip.py"]["outcome"] == "skipped"
-    # pytest's own summary counts agree once its double counting is accounted for.
-    runnable = [
-        c["outcome"] for n, c in dtf_outcomes.items() if n in plain.outcomes and n not in unrunnable
-    ]
-    runnable += [plain.outcomes[n] for n in unrunnable]
-    assert plain.counts == expected_plain_counts(
-        runnable, plain.double_counted.values(), module_skips=1
-    )
+    # pytest's own final counts are what dtf's tallies add up to (its double counting of a
+    # teardown error and its subtest counts included), where dtf ran the same tests.
+    tallied: Counter[str] = Counter(plain.outcomes[n] for n in unrunnable)
+    for nodeid, case in dtf_outcomes.items():
+        if nodeid not in unrunnable:
+            tallied.update(case["tally"] or {case["outcome"]: 1})
+    assert plain.counts == dict(tallied)
     xml = (sample_project / "out.xml").read_text()
     assert xml.count("<testcase ") == len(ids)
 
@@ -181,3 +184,36 @@ def test_commands_record_metrics(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "r.json").read_text())
     assert Counter(c["outcome"] for c in report["cases"]) == {"passed": 2, "failed": 2}
     assert list(report["extra"]["metrics"].values()) == [{"ops_per_s": 42.0}] * 2
+
+
+@pytest.mark.parametrize("verbosity", [[], ["-q"]])
+def test_subtests_fail_their_item_and_count_as_in_pytest(
+    sample_project: Path, verbosity: list[str]
+) -> None:
+    """A failed subtest fails the run (plain pytest exits 1 too), and the final line counts
+    what plain pytest's does at the same verbosity ("N subtests passed" only with -q)."""
+    args = ["test_subtests.py", *verbosity]
+    result = dtf("run", "-n", "2", "--no-progress", "--json", "s.json", "--", *args,
+                 cwd=sample_project, env={"COLUMNS": "200"})  # fmt: skip
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=sample_project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == plain.returncode == 1, result.stdout + result.stderr
+    outcomes = {
+        c["nodeid"].rpartition("::")[2]: c["outcome"]
+        for c in json.loads((sample_project / "s.json").read_text())["cases"]
+    }
+    assert outcomes == {
+        "test_one_subtest_fails": "failed",
+        "test_all_subtests_pass": "passed",
+        "test_fixture_subtest_fails": "failed",
+        "test_fixture_subtests_pass": "passed",
+    }
+    final = plain.stdout.strip().splitlines()[-1].strip("= ").rsplit(" in ", 1)[0]
+    assert final in result.stdout, (final, result.stdout[-1500:])
+    assert ("subtests passed" in final) == bool(verbosity)

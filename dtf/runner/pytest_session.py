@@ -21,6 +21,7 @@ from dtf.runner.child.wire import BatchDone, CaseDone, Collected, Ready, WireCas
 from dtf.runner.child_process import DRAIN_GRACE, ChildProcess, Exited
 from dtf.runner.collect import case_result
 from dtf.runner.launch import describe_exit
+from events.catalogue import CaseResult
 
 __all__ = ["PytestSession", "SessionResult"]
 
@@ -81,11 +82,17 @@ class PytestSession:
         """The process id of the running pytest child (its process group id too)."""
         return self._child.pid if self.alive and self._child is not None else None
 
-    async def run(self, nodeids: Sequence[str], timeout: float) -> SessionResult:
+    async def run(
+        self,
+        nodeids: Sequence[str],
+        timeout: float,
+        on_case: Callable[[CaseResult], None] | None = None,
+    ) -> SessionResult:
         """Run `nodeids` as one batch, within `timeout` seconds (including a first start).
 
         Never raises for test failures, crashes, timeouts or a broken environment: those are
         reported in the result.  Cancelling the call kills the child.  One batch at a time.
+        `on_case` hears of each test's result as it arrives (live progress).
         """
         if self._warming is not None:  # a warm-up begun earlier: the child may be ready now
             warming, self._warming = self._warming, None
@@ -98,7 +105,7 @@ class PytestSession:
         self._running = True
         try:
             async with asyncio.timeout(timeout):
-                return await self._run(batch)
+                return await self._run(batch, on_case)
         except TimeoutError:
             return await self._timed_out(batch, timeout)
         except BaseException:
@@ -151,7 +158,9 @@ class PytestSession:
             child.kill("session closed while running a batch")
         await child.close(CLOSE_GRACE)
 
-    async def _run(self, batch: Batch) -> SessionResult:
+    async def _run(
+        self, batch: Batch, on_case: Callable[[CaseResult], None] | None
+    ) -> SessionResult:
         if not self.alive:
             await self._discard("")
             failure = await self._start(batch)
@@ -166,7 +175,10 @@ class PytestSession:
         while True:
             message = await child.receive()
             if isinstance(message, CaseDone):
-                batch.done.append(case_result(message.case))
+                case = case_result(message.case)
+                batch.done.append(case)
+                if on_case is not None:
+                    on_case(case)
             elif isinstance(message, BatchDone):
                 return batch.finished()
             elif isinstance(message, Exited):
