@@ -12,7 +12,7 @@ import psutil
 
 from dtf.store import EventStore
 from events.catalogue import TaskAssigned
-from tests.conftest import PY, Cluster, eventually, project
+from tests.conftest import PY, Cluster, eventually, eventually_async, project
 
 
 def dtf(*args: str, cluster: Cluster, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -325,3 +325,72 @@ def test_operator_disable_and_drain(cluster: Cluster, tmp_path: Path) -> None:
     assert "assigned.w1" in shown and "assigned.w2" not in shown
     assert dtf("worker", "drain", "w1", cluster=cluster, cwd=root).returncode == 0
     assert w1.wait(timeout=30) == 0  # drained on request, exited cleanly
+
+
+def test_ctrl_c_cancels_the_run_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """The client records the cancellation and leaves; the coordinator cancels the task and
+    the worker kills the test it was running."""
+    root = project(
+        tmp_path,
+        {
+            "test_sleep.py": "import os, pathlib, time\n\ndef test_sleeps():\n"
+            f"    pathlib.Path({str(tmp_path / 'started')!r}).write_text(str(os.getpid()))\n"
+            "    time.sleep(120)\n"
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    run = cluster.run(root, ".")
+    started = tmp_path / "started"
+    eventually(lambda: started.exists() and started.read_text(), timeout=60)
+    test_pid = int(started.read_text())
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=20)  # a bound on hanging, not a measurement
+    assert run.returncode == 2 and err.strip() == "dtf: interrupted", err
+    eventually(
+        lambda: (
+            not psutil.pid_exists(test_pid)
+            or psutil.Process(test_pid).status() == psutil.STATUS_ZOMBIE
+        ),
+        timeout=30,
+    )
+    shown = dtf("show", "all", "--since", "1h", cluster=cluster, cwd=root).stdout
+    assert "run.cancel_requested" in shown and "task.cancelled" in shown
+
+
+def test_workers_report_each_test_as_it_ends(cluster: Cluster, tmp_path: Path) -> None:
+    """Progress notes for the tests of one task arrive before the task's result does."""
+    root = project(
+        tmp_path,
+        {
+            "test_many.py": "import pytest, time\n\n@pytest.mark.parametrize('n', range(8))\n"
+            "def test_n(n):\n    time.sleep(0.05)\n"
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    arrivals: list[str] = []
+
+    async def scenario() -> None:
+        store = await EventStore.connect(cluster.url)
+        try:
+            notes = await store.listen("dtf.progress.>", lambda data: arrivals.append("note"))
+
+            def on_event(rec) -> None:
+                if type(getattr(rec, "event", None)).__name__ == "TaskCompleted":
+                    arrivals.append("completed")
+
+            events = await store.follow("dtf.evt.task.>", on_event, new_only=True)
+            run = await asyncio.create_subprocess_exec(
+                PY, "-m", "dtf", "run", "--no-progress", "--split", "file", ".",
+                cwd=root, env=cluster.env, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            assert await run.wait() == 0
+            await eventually_async(lambda: "completed" in arrivals, timeout=30)
+            await notes.stop()
+            await events.stop()
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    assert arrivals == ["note"] * 8 + ["completed"], arrivals

@@ -29,6 +29,7 @@ from dtf.core.state import View
 from dtf.outcomes import count, summary_line
 from dtf.progress import RunProgress
 from events.catalogue import (
+    CaseProgress,
     CaseResult,
     RunSubmitted,
     TaskAssigned,
@@ -275,3 +276,32 @@ def test_live_counts_use_the_words_of_the_final_line() -> None:
     console = Console(file=out, width=120, color_system=None)
     console.print(progress.bar)
     assert "4/5" in out.getvalue()
+
+
+def test_progress_notes_count_until_the_task_ends() -> None:
+    """Each note moves the counts at once; the task's result then replaces what its notes
+    added, and a note from an attempt that no longer counts is ignored."""
+    view = View()
+    progress = RunProgress(
+        Console(file=io.StringIO(), width=120, force_terminal=True, color_system=None),
+        total=2,
+        enabled=True,
+        count_cases=True,
+    )
+    events = [
+        ev(RunSubmitted, 1, run_id="r", task_ids=("r.0",)),
+        ev(TaskQueued, 2, task_id="r.0", run_id="r", kind="pytest", nodeids=("a", "b")),
+        ev(TaskAssigned, 3, task_id="r.0", worker_id="w", attempt=1),
+        ev(TaskStarted, 4, task_id="r.0", worker_id="w", attempt=1),
+    ]
+    for seq, event in enumerate(events, start=1):
+        view.apply(event, seq)  # type: ignore[arg-type]
+        progress.update(view, "r", event)  # type: ignore[arg-type]
+    progress.case_done(view, CaseProgress("r.0", 1, "a", "failed"))
+    progress.case_done(view, CaseProgress("r.0", 9, "b", "passed"))  # not a live attempt
+    assert (+progress.counts, progress.done) == ({"failed": 1}, 1)
+    done = (CaseResult("a", "failed"), CaseResult("b", "passed"))
+    completed = ev(TaskCompleted, 5, task_id="r.0", worker_id="w", attempt=1, cases=done)
+    view.apply(completed, 5)  # type: ignore[arg-type]
+    progress.update(view, "r", completed)  # type: ignore[arg-type]
+    assert (+progress.counts, progress.done) == ({"failed": 1, "passed": 1}, 2)

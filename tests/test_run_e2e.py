@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 
+from tests.conftest import eventually
 from tests.reference import run_plain_pytest
 
 HERE = Path(__file__).parent
@@ -217,3 +221,39 @@ def test_subtests_fail_their_item_and_count_as_in_pytest(
     final = plain.stdout.strip().splitlines()[-1].strip("= ").rsplit(" in ", 1)[0]
     assert final in result.stdout, (final, result.stdout[-1500:])
     assert ("subtests passed" in final) == bool(verbosity)
+
+
+SLEEPER = (
+    "import os, pathlib, time\n\ndef test_sleeps():\n"
+    "    pathlib.Path('started').write_text(str(os.getpid()))\n    time.sleep(120)\n"
+)
+
+
+def test_ctrl_c_stops_an_embedded_run_at_once(tmp_path: Path) -> None:
+    """One line, exit 2, and nothing left running: the pytest child goes with the run."""
+    (tmp_path / "test_sleep.py").write_text(SLEEPER)
+    proc = subprocess.Popen(
+        [*DTF, "run", "-n", "1", "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = tmp_path / "started"
+    try:
+        eventually(lambda: started.exists() and started.read_text(), timeout=60)
+        test_pid = int(started.read_text())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)  # a bound on hanging, not a measurement
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2
+    assert err.strip() == "dtf: interrupted", err
+    eventually(lambda: not psutil.pid_exists(test_pid) or _zombie(test_pid), timeout=10)
+
+
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    return True

@@ -316,3 +316,25 @@ def test_spelt_out_exit_codes_are_pytests() -> None:
     assert collect_module._INTERRUPTED == pytest.ExitCode.INTERRUPTED
     assert collect_module._USAGE_ERROR == pytest.ExitCode.USAGE_ERROR
     assert collect_module._NO_TESTS_COLLECTED == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_summary_of_a_failure_keeps_its_cause() -> None:
+    from dtf.runner.child.failure_text import summarize
+
+    internal = (
+        "INTERNALERROR> Traceback (most recent call last):\n"
+        'INTERNALERROR>   File "/x/_pytest/main.py", line 1, in wrap_session\n'
+        "INTERNALERROR>     config._do_configure()\n"
+        "INTERNALERROR> pytest.PytestDeprecationWarning: the option is unset.\n"
+        "INTERNALERROR> The scope will default to the fixture scope.\n"
+        "INTERNALERROR>   warnings.warn(PytestDeprecationWarning(UNSET))\n"
+    )
+    assert summarize(internal) == "pytest.PytestDeprecationWarning: the option is unset."
+    long_context = (
+        f"ImportError while loading conftest '/{'deep/' * 80}conftest.py'.\n"
+        "conftest.py:1: in <module>\n    import foo\n"
+        "E   ModuleNotFoundError: No module named 'foo'\n"
+    )
+    line = summarize(long_context)
+    assert len(line) <= 300 and line.startswith("ImportError while loading conftest '/deep")
+    assert line.endswith("... ModuleNotFoundError: No module named 'foo'")
