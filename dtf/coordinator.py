@@ -1,11 +1,11 @@
-"""The coordinator: folds the event stream into a View and turns it into decisions.
+"""The coordinator: folds the event stream into a View and writes what the core decides.
 
 On start it replays the whole stream, then follows it live, so a follower's state is hot
-when it takes over.  Only the holder of the lease (`dtf.lease`) decides: it assigns queued
-tasks to workers with free, capable slots (through a scheduling strategy), retries attempts
-that failed for infrastructure reasons or timed out (with backoff, on another worker),
-declares workers whose heartbeat stopped lost, quarantines workers that keep failing,
-cancels the tasks of a cancelled run, and closes runs whose tasks are all done.
+when it takes over.  Only the holder of the lease (`dtf.lease`) decides.  What it decides is
+the core's (`dtf.core.decisions`: assignments through a scheduling strategy, retries with
+backoff, quarantines and health checks, cancellations, speculative attempts for stragglers,
+finished runs, lost workers and backstop timeouts); this shell keeps the heartbeat clocks,
+wakes the rules when something changed, and appends what they return.
 
 Every write to a task or run is guarded by that aggregate's last sequence, so two
 coordinators that both believe they lead cannot assign a task twice: the stale write is
@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import msgspec
 
-from dtf.core import retry
-from dtf.core.scheduling import Strategy, WorkerSlots, free_workers
-from dtf.core.scheduling.protocol import capable
+from dtf.core import decisions
+from dtf.core.decisions import STRAGGLER_AFTER_S
+from dtf.core.scheduling import Strategy
 from dtf.core.state import View, aggregate_key
 from dtf.errors import ConcurrencyConflict, StoreError
 from dtf.lease import DEFAULT_TTL_S, Lease, leader_bucket
@@ -33,17 +33,10 @@ from dtf.store import EventStore
 from events import topology
 from events.catalogue import (
     AnyEvent,
-    CaseResult,
-    RunFinished,
     TaskAssigned,
-    TaskCancelled,
-    TaskFailed,
-    TaskQueued,
     TaskRetryScheduled,
     TaskSpeculated,
-    WorkerEnabled,
     WorkerLost,
-    WorkerQuarantined,
     WorkerRegistered,
 )
 from events.records import Rejected, Stored
@@ -51,13 +44,6 @@ from events.subjects import ROOT
 
 log = logging.getLogger(__name__)
 PLAN_SUBJECT = "dtf.api.plan"
-# A running task silent this long past its own timeout is declared lost by the coordinator
-# (the worker enforces the timeout itself; this is the backstop for a wedged worker).
-BACKSTOP_GRACE_S = 30.0
-# A running task is a straggler past STRAGGLER_FACTOR x its expected duration, and never
-# before STRAGGLER_AFTER_S seconds (expected durations of unknown tests are guesses).
-STRAGGLER_FACTOR = 4.0
-STRAGGLER_AFTER_S = 10.0
 REJECTIONS_LOGGED = 5
 
 
@@ -105,6 +91,7 @@ class Coordinator:
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._delayed: set[str] = set()  # queued tasks waiting out a retry backoff
+        self._rules = decisions.round_rules(strategy, straggler_after)
 
     @property
     def term(self) -> int:
@@ -238,66 +225,15 @@ class Coordinator:
             # about any one worker.  If they are really all gone, the first heartbeat of a
             # new worker restarts the clocks and the dead are declared lost after the TTL.
             return
-        for worker_id, worker in list(self.view.workers.items()):
-            if worker.status in ("stopped", "lost"):
-                continue
-            silent = now - self.last_beat.get(worker_id, now)
-            if silent > self.lost_after:
-                reason = f"no heartbeat for {silent:.1f}s"
-                log.warning("worker %s lost: %s", worker_id, reason)
-                await self._write(
-                    WorkerLost(
-                        id=new_id(),
-                        at=self.clock(),
-                        actor=self.id,
-                        worker_id=worker_id,
-                        reason=reason,
-                        term=self.term,
-                    )
-                )
-                await self._fail_tasks_of(worker_id, f"worker {worker_id} lost ({reason})")
+        silent_for = {w: now - self.last_beat.get(w, now) for w in self.view.workers}
+        for event in decisions.lost_workers(self.view, self._stamp(), silent_for, self.lost_after):
+            if isinstance(event, WorkerLost):
+                log.warning("worker %s lost: %s", event.worker_id, event.reason)
+            await self._write(event)
 
     async def _backstop_timeouts(self) -> None:
-        now = self.clock()
-        for task_id in [t for ids in self.view.active.values() for t in ids]:
-            task = self.view.tasks[task_id]
-            since = task.started_at or task.assigned_at
-            if task.status == "running" and now - since > task.spec.timeout + BACKSTOP_GRACE_S:
-                await self._fail(
-                    task_id,
-                    "timeout",
-                    f"no result {now - since:.0f}s after start on "
-                    f"{task.worker_id} (timeout {task.spec.timeout:g}s)",
-                )
-
-    async def _fail_tasks_of(self, worker_id: str, message: str) -> None:
-        """The worker's unfinished attempts fail as infrastructure errors (and are retried)."""
-        for task_id in list(self.view.active.get(worker_id, ())):
-            await self._fail(task_id, "infrastructure", message, worker_id)
-
-    async def _fail(self, task_id: str, category: str, message: str, worker_id: str = "") -> None:
-        """Fail the attempt running on `worker_id` (default: the task's main attempt).
-
-        A worker may hold only a straggler's speculative twin: then the twin fails, and the
-        original attempt, on a healthy worker, runs on.
-        """
-        task = self.view.tasks[task_id]
-        twin = bool(worker_id) and worker_id == task.spare_worker
-        cases = tuple(CaseResult(n, "error", message=message) for n in task.spec.nodeids)
-        await self._write(
-            TaskFailed(
-                id=new_id(),
-                at=self.clock(),
-                actor=self.id,
-                task_id=task_id,
-                worker_id=task.spare_worker if twin else task.worker_id,
-                attempt=task.spare_attempt if twin else task.attempt,
-                category=category,  # type: ignore[arg-type]
-                message=message,
-                cases=cases,
-                term=self.term,
-            )
-        )
+        for event in decisions.backstop_timeouts(self.view, self._stamp()):
+            await self._write(event)
 
     # --- deciding -----------------------------------------------------------------------
 
@@ -321,193 +257,30 @@ class Coordinator:
     def _next_deadline(self) -> float | None:
         """Seconds until the earliest backed-off retry may start (None: nothing waits)."""
         self._delayed &= self.view.queued_ids.keys()
-        future = [self.view.tasks[t].not_before for t in self._delayed]
-        if not future:
-            return None
-        return max(0.01, min(future) - self.clock())
+        at = decisions.next_retry_at(self.view, self._delayed)
+        return None if at is None else max(0.01, at - self.clock())
 
     async def decide_once(self) -> None:
-        """One round: cancellations, retries, quarantines, assignments, finished runs."""
-        view = self.view
-        for run in list(view.runs.values()):
-            if run.cancel_requested and run.finished is None:
-                for task in view.tasks_of(run.run_id):
-                    if not task.terminal:
-                        await self._write(
-                            TaskCancelled(
-                                id=new_id(),
-                                at=self.clock(),
-                                actor=self.id,
-                                task_id=task.task_id,
-                                reason="run cancelled",
-                                term=self.term,
-                            )
-                        )
-        for task_id in list(view.retrying_ids):
-            await self._schedule_retry(task_id)
-        for worker_id, worker in list(view.workers.items()):
-            if worker.status == "stopped" and view.active.get(worker_id):
-                await self._fail_tasks_of(worker_id, f"worker {worker_id} stopped")
-            streak = view.infra_streak.get(worker_id, 0)
-            if worker.status == "active" and streak >= retry.QUARANTINE_AFTER:
-                await self._write(
-                    WorkerQuarantined(
-                        id=new_id(),
-                        at=self.clock(),
-                        actor=self.id,
-                        worker_id=worker_id,
-                        reason=f"{streak} infrastructure failures in a row; a passing health "
-                        f"check or `dtf worker enable {worker_id}` puts it back",
-                        term=self.term,
+        """One round of the core's rules (`decisions.round_rules`), each rule's events
+        written (and folded in) before the next rule looks at the View."""
+        for rule in self._rules:
+            events = rule(self.view, self._stamp())
+            if events and all(isinstance(e, TaskAssigned) for e in events):
+                # Assignments of one round touch different tasks: out together, for the
+                # dispatch latency every task waits for.
+                await asyncio.gather(*(self._write(e) for e in events))
+                continue
+            for event in events:
+                if isinstance(event, TaskRetryScheduled):
+                    self._delayed.add(event.task_id)
+                elif isinstance(event, TaskSpeculated):
+                    log.warning(
+                        "task %s straggles: second attempt on %s", event.task_id, event.worker_id
                     )
-                )
-            if worker.status == "quarantined":
-                await self._check_health(worker_id)
-        workers = free_workers(view)
-        if workers and view.queued_ids:  # no free slot: nothing to sort through
-            now = self.clock()
-            ready = [t for t in view.queued() if t.not_before <= now]
-            decisions = self.strategy.schedule(ready, workers)
-            await asyncio.gather(*(self._assign(d.task_id, d.worker_id) for d in decisions))
-        for task_id, attempt in list(view.losers.items()):
-            await self._write(
-                TaskCancelled(
-                    id=new_id(),
-                    at=self.clock(),
-                    actor=self.id,
-                    task_id=task_id,
-                    attempt=attempt,
-                    reason="another attempt finished first",
-                    term=self.term,
-                )
-            )
-        if not view.queued_ids:
-            await self._speculate(free_workers(view))
-        for run_id, run in list(view.runs.items()):
-            if run.finished is None and view.run_done(run_id):
-                await self._write(
-                    RunFinished(
-                        id=new_id(),
-                        at=self.clock(),
-                        actor=self.id,
-                        run_id=run_id,
-                        counts=view.run_counts(run_id),
-                        cancelled=run.cancel_requested,
-                        term=self.term,
-                    )
-                )
+                await self._write(event)
 
-    async def _check_health(self, worker_id: str) -> None:
-        """Queue, assign and judge the health check of a quarantined worker.
-
-        One check per quarantine: when it passes the worker is enabled again; when it fails,
-        the worker stays out until an operator enables it.
-        """
-        view = self.view
-        task = view.tasks.get(view.health.get(worker_id, ""))
-        quarantined_at = view.workers[worker_id].changed_at
-        if task is None or task.queued_at < quarantined_at:
-            run_id = f"health-{uuid.uuid4().hex[:8]}"
-            await self._write(
-                TaskQueued(
-                    id=new_id(),
-                    at=self.clock(),
-                    actor=self.id,
-                    task_id=f"{run_id}.0",
-                    run_id=run_id,
-                    kind="health",
-                    timeout=60,
-                    max_attempts=1,
-                    pinned=worker_id,
-                )
-            )
-        elif task.status == "queued" and not view.active.get(worker_id):
-            # Quarantined workers take no ordinary work, so the strategy never sees them.
-            await self._assign(task.task_id, worker_id)
-        elif task.status == "completed" and task.exit_code == 0:
-            await self._write(
-                WorkerEnabled(id=new_id(), at=self.clock(), actor=self.id, worker_id=worker_id)
-            )
-
-    async def _speculate(self, idle: list[WorkerSlots]) -> None:
-        """Give stragglers a second attempt on an idle capable worker (queue empty only).
-
-        A straggler has run longer than STRAGGLER_FACTOR times its expected duration and at
-        least `straggler_after` seconds.  The first of the two attempts to finish wins.
-        """
-        if not idle:
-            return
-        now = self.clock()
-        for task_id in [t for ids in self.view.active.values() for t in ids]:
-            task = self.view.tasks[task_id]
-            if task.status != "running" or task.spare_attempt:
-                continue
-            expected = task.spec.expected_duration or 1.0
-            if now - task.started_at < max(STRAGGLER_FACTOR * expected, self.straggler_after):
-                continue
-            elsewhere = [w for w in capable(task, idle) if w.worker_id != task.worker_id]
-            if not elsewhere:
-                continue
-            chosen = max(elsewhere, key=lambda w: (w.free, w.worker_id))
-            chosen.free -= 1
-            idle = [w for w in idle if w.free > 0]
-            log.warning(
-                "task %s straggles (%.0fs, expected %.1fs): second attempt on %s",
-                task_id,
-                now - task.started_at,
-                expected,
-                chosen.worker_id,
-            )
-            await self._write(
-                TaskSpeculated(
-                    id=new_id(),
-                    at=now,
-                    actor=self.id,
-                    task_id=task_id,
-                    worker_id=chosen.worker_id,
-                    attempt=task.attempt + 1,
-                    term=self.term,
-                )
-            )
-            if not idle:
-                return
-
-    async def _schedule_retry(self, task_id: str) -> None:
-        task = self.view.tasks[task_id]
-        self._delayed.add(task_id)
-        delay = retry.backoff(task.attempt, self.rng.random())
-        worker = self.view.workers.get(task.worker_id)
-        escalate = task.category == "infrastructure" and retry.resource_exhaustion(task.message)
-        await self._write(
-            TaskRetryScheduled(
-                id=new_id(),
-                at=self.clock(),
-                actor=self.id,
-                task_id=task_id,
-                attempt=task.attempt,
-                not_before=self.clock() + delay,
-                avoid=tuple(sorted({*task.avoid, task.worker_id} - {""})),
-                min_memory_gb=worker.registered.capabilities.memory_gb
-                if escalate and worker
-                else 0,
-                reason=f"{task.category}: {task.message}"[:300],
-                term=self.term,
-            )
-        )
-
-    async def _assign(self, task_id: str, worker_id: str) -> None:
-        task = self.view.tasks[task_id]
-        await self._write(
-            TaskAssigned(
-                id=new_id(),
-                at=self.clock(),
-                actor=self.id,
-                task_id=task_id,
-                worker_id=worker_id,
-                attempt=task.attempt + 1,
-                term=self.term,
-            )
-        )
+    def _stamp(self) -> decisions.Stamp:
+        return decisions.Stamp(self.clock(), self.id, self.term, new_id, self.rng.random)
 
     async def _write(self, event: AnyEvent) -> bool:
         """Append guarded by the aggregate's last known sequence; apply it at once if stored.
