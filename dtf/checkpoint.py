@@ -20,9 +20,10 @@ from nats.js import api
 
 from dtf.bundle import UNLIMITED, extract, pack, walk
 from dtf.store import EventStore
+from events import topology
 
 log = logging.getLogger(__name__)
-BUCKET = "dtf_checkpoints"
+BUCKET = topology.CHECKPOINTS_BUCKET
 INTERVAL_S = 1.0
 
 
@@ -42,7 +43,7 @@ class Checkpoints:
                 self._bucket = await self.store.js.create_object_store(
                     BUCKET,
                     config=api.ObjectStoreConfig(
-                        bucket=BUCKET, ttl=7 * 86400, replicas=self.store.replicas
+                        bucket=BUCKET, ttl=topology.BUNDLES_TTL_S, replicas=self.store.replicas
                     ),
                 )
         return self._bucket

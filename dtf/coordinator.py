@@ -26,11 +26,12 @@ import msgspec
 from dtf.core import decisions
 from dtf.core.decisions import STRAGGLER_AFTER_S
 from dtf.core.scheduling import Strategy
-from dtf.core.state import View, aggregate_key
+from dtf.core.state import View
 from dtf.errors import ConcurrencyConflict, StoreError
 from dtf.lease import DEFAULT_TTL_S, Lease, leader_bucket
 from dtf.store import EventStore
 from events import topology
+from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 from events.catalogue import (
     AnyEvent,
     TaskAssigned,
@@ -43,18 +44,7 @@ from events.records import Rejected, Stored
 from events.subjects import ROOT
 
 log = logging.getLogger(__name__)
-PLAN_SUBJECT = "dtf.api.plan"
-REJECTIONS_LOGGED = 5
-
-
-class PlanRequest(msgspec.Struct):
-    nodeids: list[str] = []
-
-
-class PlanReply(msgspec.Struct):
-    durations: dict[str, float]
-    slots: int
-    workers: int
+REJECTIONS_LOGGED = 5  # unreadable messages logged one by one, before one in a hundred
 
 
 def new_id() -> str:
@@ -291,7 +281,7 @@ class Coordinator:
         """
         if not self._leading():
             return False  # the lease lapsed mid-round: stop acting at once
-        expected = self.view.versions.get(aggregate_key(event), 0)
+        expected = self.view.versions.get(event.key, 0)
         try:
             seq = await self.store.append(event, expected_last_seq=expected)
         except ConcurrencyConflict:

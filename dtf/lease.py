@@ -26,10 +26,12 @@ import nats.errors
 import nats.js.errors
 from nats.js import api
 
+from events import topology
+
 log = logging.getLogger(__name__)
 
-LEADER_BUCKET = "dtf_leader"
-LEADER_KEY = "coordinator"
+LEADER_BUCKET = topology.LEADER_BUCKET
+LEADER_KEY = topology.LEADER_KEY
 DEFAULT_TTL_S = 2.0
 
 

@@ -25,7 +25,7 @@ from rich.console import Console
 from dtf import outcomes, reports
 from dtf.bundle import upload
 from dtf.config import Settings, server_url, servers
-from dtf.coordinator import PLAN_SUBJECT, Coordinator, PlanReply, PlanRequest
+from dtf.coordinator import Coordinator
 from dtf.core import splitting
 from dtf.core.requirements import satisfies
 from dtf.core.scheduling import strategy
@@ -41,6 +41,7 @@ from dtf.runner.collect import Collection, collect, collection_of
 from dtf.runner.pytest_session import PytestSession
 from dtf.store import EventStore, Recorded, Stored
 from dtf.summary import collection_interrupted, render_summary
+from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 from events.catalogue import (
     AnyEvent,
     CaseProgress,

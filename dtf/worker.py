@@ -41,6 +41,7 @@ from dtf.runner.pytest_session import PytestSession
 from dtf.store import EventStore, position
 from dtf.task_command import run_command
 from events import topology
+from events.api import Heartbeat
 from events.catalogue import (
     AnyEvent,
     Capabilities,
@@ -250,7 +251,7 @@ class Worker:
             raise StoreError(f"cannot subscribe to the assignments of {self.id}: {exc}") from None
 
     def _beat(self) -> bytes:
-        return msgspec.json.encode({"at": time.time(), "running": sorted(self.running)})
+        return msgspec.json.encode(Heartbeat(time.time(), tuple(sorted(self.running))))
 
     async def _heartbeat(self, kv, stop: asyncio.Event) -> None:
         while True:
@@ -421,7 +422,7 @@ class Worker:
         if our attempt is still one whose result counts, retry on the new sequence;
         otherwise the ConcurrencyConflict stands (the attempt was superseded).
         """
-        task_id = event.task_id  # type: ignore[union-attr]
+        task_id = event.task_id
         for _ in range(20):
             try:
                 return await self.store.append_retrying(event, expected_last_seq=slot.last_seq)

@@ -7,7 +7,7 @@ decoding (see msgspec's schema-evolution guide).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import msgspec
 
@@ -83,11 +83,46 @@ class Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
     v: int = SCHEMA_VERSION
 
 
+class OfRun(Event, frozen=True):
+    """An event of a run aggregate."""
+
+    aggregate: ClassVar[str] = "run"
+    run_id: str
+
+    @property
+    def key(self) -> str:
+        """The aggregate, as folds key it: 'run:<run id>'."""
+        return f"run:{self.run_id}"
+
+
+class OfTask(Event, frozen=True):
+    """An event of a task aggregate."""
+
+    aggregate: ClassVar[str] = "task"
+    task_id: str
+
+    @property
+    def key(self) -> str:
+        """The aggregate, as folds key it: 'task:<task id>'."""
+        return f"task:{self.task_id}"
+
+
+class OfWorker(Event, frozen=True):
+    """An event of a worker aggregate."""
+
+    aggregate: ClassVar[str] = "worker"
+    worker_id: str
+
+    @property
+    def key(self) -> str:
+        """The aggregate, as folds key it: 'worker:<worker id>'."""
+        return f"worker:{self.worker_id}"
+
+
 # --- run aggregate --------------------------------------------------------------------
 
 
-class RunSubmitted(Event, frozen=True, tag="run.submitted"):
-    run_id: str
+class RunSubmitted(OfRun, frozen=True, tag="run.submitted"):
     bundle: str = ""  # sha256 of the code archive in the object store
     root: str = ""  # where the project lives on the submitting machine (for display)
     args: tuple[str, ...] = ()  # pytest arguments (paths, -k ...) the runner collects with
@@ -99,13 +134,11 @@ class RunSubmitted(Event, frozen=True, tag="run.submitted"):
     labels: dict[str, str] = {}
 
 
-class RunCancelRequested(Event, frozen=True, tag="run.cancel_requested"):
-    run_id: str
+class RunCancelRequested(OfRun, frozen=True, tag="run.cancel_requested"):
     reason: str = ""
 
 
-class RunFinished(Event, frozen=True, tag="run.finished"):
-    run_id: str
+class RunFinished(OfRun, frozen=True, tag="run.finished"):
     counts: dict[str, int] = {}
     cancelled: bool = False
     term: int = 0
@@ -114,8 +147,7 @@ class RunFinished(Event, frozen=True, tag="run.finished"):
 # --- task aggregate -------------------------------------------------------------------
 
 
-class TaskQueued(Event, frozen=True, tag="task.queued"):
-    task_id: str
+class TaskQueued(OfTask, frozen=True, tag="task.queued"):
     run_id: str
     kind: TaskKind
     nodeids: tuple[str, ...] = ()  # kind == "pytest"
@@ -131,34 +163,30 @@ class TaskQueued(Event, frozen=True, tag="task.queued"):
     pinned: str = ""  # only this worker may run it (health checks)
 
 
-class TaskAssigned(Event, frozen=True, tag="task.assigned"):
-    task_id: str
+class TaskAssigned(OfTask, frozen=True, tag="task.assigned"):
     worker_id: str
     attempt: int = 1
     term: int = 0
 
 
-class TaskSpeculated(Event, frozen=True, tag="task.speculated"):
+class TaskSpeculated(OfTask, frozen=True, tag="task.speculated"):
     """A second, speculative attempt of a straggling task on another worker.
 
     Both attempts run; the first result wins (the other's write is refused) and the
     coordinator then cancels the loser.  Published on the worker's assignment subject.
     """
 
-    task_id: str
     worker_id: str
     attempt: int = 2
     term: int = 0
 
 
-class TaskStarted(Event, frozen=True, tag="task.started"):
-    task_id: str
+class TaskStarted(OfTask, frozen=True, tag="task.started"):
     worker_id: str
     attempt: int = 1
 
 
-class TaskCompleted(Event, frozen=True, tag="task.completed"):
-    task_id: str
+class TaskCompleted(OfTask, frozen=True, tag="task.completed"):
     worker_id: str
     attempt: int = 1
     outcome: Outcome = "passed"
@@ -169,13 +197,12 @@ class TaskCompleted(Event, frozen=True, tag="task.completed"):
     results: tuple[Metric, ...] = ()
 
 
-class TaskFailed(Event, frozen=True, tag="task.failed"):
+class TaskFailed(OfTask, frozen=True, tag="task.failed"):
     """The task could not produce results (crash, timeout, lost worker, bad environment).
 
     `cases` carries error results for the tests it held, so that every test is reported.
     """
 
-    task_id: str
     worker_id: str = ""
     attempt: int = 1
     category: Category = "internal"
@@ -184,14 +211,13 @@ class TaskFailed(Event, frozen=True, tag="task.failed"):
     term: int = 0
 
 
-class TaskRetryScheduled(Event, frozen=True, tag="task.retry_scheduled"):
+class TaskRetryScheduled(OfTask, frozen=True, tag="task.retry_scheduled"):
     """A failed attempt will be retried: queued again, not before `not_before`.
 
     `avoid` lists workers to pass over when another capable one is free; `min_memory_gb`
     escalates to a larger worker after a resource exhaustion.
     """
 
-    task_id: str
     attempt: int  # the attempt that failed
     not_before: float = 0.0
     avoid: tuple[str, ...] = ()
@@ -200,27 +226,24 @@ class TaskRetryScheduled(Event, frozen=True, tag="task.retry_scheduled"):
     term: int = 0
 
 
-class TaskCheckpointed(Event, frozen=True, tag="task.checkpointed"):
+class TaskCheckpointed(OfTask, frozen=True, tag="task.checkpointed"):
     """The running attempt's checkpoint directory was saved (object store, dtf_checkpoints)."""
 
-    task_id: str
     worker_id: str
     attempt: int = 1
     size: int = 0
 
 
-class TaskResultSuperseded(Event, frozen=True, tag="task.superseded"):
+class TaskResultSuperseded(OfTask, frozen=True, tag="task.superseded"):
     """A worker finished an attempt that had already been given up on; kept for the audit."""
 
-    task_id: str
     worker_id: str
     attempt: int = 1
     outcome: str = ""
     message: str = ""
 
 
-class TaskCancelled(Event, frozen=True, tag="task.cancelled"):
-    task_id: str
+class TaskCancelled(OfTask, frozen=True, tag="task.cancelled"):
     reason: str = ""
     term: int = 0
     attempt: int = 0  # 0: the task; otherwise only this attempt (a speculative loser)
@@ -229,46 +252,41 @@ class TaskCancelled(Event, frozen=True, tag="task.cancelled"):
 # --- worker aggregate -----------------------------------------------------------------
 
 
-class WorkerRegistered(Event, frozen=True, tag="worker.registered"):
-    worker_id: str
+class WorkerRegistered(OfWorker, frozen=True, tag="worker.registered"):
     capabilities: Capabilities
     slots: int = 1
 
 
-class WorkerDraining(Event, frozen=True, tag="worker.draining"):
-    worker_id: str
+class WorkerDraining(OfWorker, frozen=True, tag="worker.draining"):
+    """The worker takes no new work; it finishes what it has, then stops."""
 
 
-class WorkerStopped(Event, frozen=True, tag="worker.stopped"):
-    worker_id: str
+class WorkerStopped(OfWorker, frozen=True, tag="worker.stopped"):
     reason: str = ""
 
 
-class WorkerLost(Event, frozen=True, tag="worker.lost"):
-    worker_id: str
+class WorkerLost(OfWorker, frozen=True, tag="worker.lost"):
     reason: str = ""
     term: int = 0
 
 
-class WorkerQuarantined(Event, frozen=True, tag="worker.quarantined"):
+class WorkerQuarantined(OfWorker, frozen=True, tag="worker.quarantined"):
     """No new work for this worker until an operator enables it (dtf worker enable ID)."""
 
-    worker_id: str
     reason: str = ""
     term: int = 0
 
 
-class WorkerEnabled(Event, frozen=True, tag="worker.enabled"):
-    worker_id: str
+class WorkerEnabled(OfWorker, frozen=True, tag="worker.enabled"):
+    """Back in service after a quarantine or a disable (an operator, or a health check)."""
 
 
-class WorkerDisabled(Event, frozen=True, tag="worker.disabled"):
-    worker_id: str
+class WorkerDisabled(OfWorker, frozen=True, tag="worker.disabled"):
     reason: str = ""
 
 
-class WorkerDrainRequested(Event, frozen=True, tag="worker.drain_requested"):
-    worker_id: str
+class WorkerDrainRequested(OfWorker, frozen=True, tag="worker.drain_requested"):
+    """An operator asks the worker to drain (`dtf worker drain ID`)."""
 
 
 RunEvent = RunSubmitted | RunCancelRequested | RunFinished

@@ -12,6 +12,11 @@ EVENTS_STREAM = "DTF_EVENTS"
 LOGS_STREAM = "DTF_LOGS"
 HEARTBEATS_BUCKET = "dtf_heartbeats"
 BUNDLES_BUCKET = "dtf_bundles"
+# The coordinators' lease (`dtf.lease`): one key, its TTL the lease length, no limit markers.
+LEADER_BUCKET = "dtf_leader"
+LEADER_KEY = "coordinator"
+# Task checkpoints (`dtf.checkpoint`), an object store; kept as long as bundles.
+CHECKPOINTS_BUCKET = "dtf_checkpoints"
 
 
 @dataclass(frozen=True)

@@ -32,18 +32,23 @@ from dtf.core.state import (
 from events.catalogue import (
     AnyEvent,
     Capabilities,
+    OfTask,
+    OfWorker,
+    RunEvent,
     RunFinished,
     RunSubmitted,
     TaskAssigned,
     TaskCancelled,
     TaskCompleted,
+    TaskEvent,
     TaskFailed,
     TaskQueued,
     TaskStarted,
+    WorkerEvent,
     WorkerRegistered,
 )
 from events.subjects import run_of
-from projections.projection import Batch, Folded, aggregate
+from projections.projection import Batch, Folded
 from projections.tables.workers import hardware_class
 
 IN_PROGRESS = ("assigned", "running")
@@ -164,10 +169,9 @@ class Context:
         out: list[Folded] = []
         append = out.append
         for seq, subject, event in records:
-            kind = aggregate(event)
-            if kind == "task":
+            if isinstance(event, OfTask):
                 folded = self._task(seq, subject, event)
-            elif kind == "worker":
+            elif isinstance(event, OfWorker):
                 folded = self._worker(seq, subject, event)
             else:
                 folded = self._run(seq, subject, event)
@@ -176,8 +180,8 @@ class Context:
             append(folded)
         return Batch(out)
 
-    def _task(self, seq: int, subject: str, event: AnyEvent) -> Folded:
-        task_id: str = event.task_id  # type: ignore[union-attr]
+    def _task(self, seq: int, subject: str, event: TaskEvent) -> Folded:
+        task_id = event.task_id
         entry = self.tasks.get(task_id)
         if entry is None and task_id in self.settled:
             # evolve_task ignores every event after a terminal state.
@@ -208,8 +212,8 @@ class Context:
             self.runs.get(run_id),
         )
 
-    def _worker(self, seq: int, subject: str, event: AnyEvent) -> Folded:
-        worker_id: str = event.worker_id  # type: ignore[union-attr]
+    def _worker(self, seq: int, subject: str, event: WorkerEvent) -> Folded:
+        worker_id = event.worker_id
         entry = self.workers.get(worker_id)
         before = entry.state if entry is not None else None
         after = evolve_worker(before, event)
@@ -224,8 +228,8 @@ class Context:
             self.workers[worker_id] = entry
         return Folded(seq, subject, event, accepted, None, entry, None)
 
-    def _run(self, seq: int, subject: str, event: AnyEvent) -> Folded:
-        run_id: str = event.run_id  # type: ignore[union-attr]
+    def _run(self, seq: int, subject: str, event: RunEvent) -> Folded:
+        run_id = event.run_id
         entry = self.runs.get(run_id)
         before = entry.state if entry is not None else None
         after = evolve_run(before, event)

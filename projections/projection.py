@@ -43,18 +43,7 @@ class Folded(NamedTuple):
     run: RunEntry | None = None
 
 
-_KINDS: dict[type, str] = {}
 _SEQ = itemgetter(0)
-
-
-def aggregate(event: AnyEvent) -> str:
-    """The kind of aggregate an event belongs to, from its tag: 'task', 'worker' or 'run'."""
-    cls = type(event)
-    kind = _KINDS.get(cls)
-    if kind is None:
-        tag = str(cls.__struct_config__.tag)  # e.g. "task.assigned"
-        kind = _KINDS[cls] = tag.partition(".")[0]
-    return kind
 
 
 class Batch(Sequence[Folded]):
@@ -71,7 +60,7 @@ class Batch(Sequence[Folded]):
             group = self._by_class.get(cls)
             if group is None:
                 group = self._by_class[cls] = []
-                kinds[cls] = self._by_kind.setdefault(aggregate(f.event), [])
+                kinds[cls] = self._by_kind.setdefault(f.event.aggregate, [])
             group.append(f)
             if f.accepted:
                 kinds[cls].append(f)

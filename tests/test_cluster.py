@@ -235,7 +235,7 @@ def test_coordinator_answers_recorded_durations(cluster: Cluster, tmp_path: Path
     import msgspec
     import nats
 
-    from dtf.coordinator import PLAN_SUBJECT, PlanReply, PlanRequest
+    from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 
     root = project(tmp_path, {"test_a.py": "def test_a():\n    pass\n"})
     cluster.start("coordinator", "coordinator")

@@ -81,7 +81,12 @@ def tag_of(cls: type[Event]) -> str:
 
 def test_the_catalogue_union_holds_every_event_class() -> None:
     """An event missing from AnyEvent would be written but never decoded."""
-    assert set(Event.__subclasses__()) == set(EVENT_CLASSES)
+
+    def leaves(cls: type) -> set[type]:  # the per-aggregate bases are never written
+        below = cls.__subclasses__()
+        return {leaf for sub in below for leaf in leaves(sub)} if below else {cls}
+
+    assert leaves(Event) == set(EVENT_CLASSES)
     assert len({tag_of(c) for c in EVENT_CLASSES}) == len(EVENT_CLASSES)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dtf.core import decisions
 from dtf.core.scheduling import strategy
-from dtf.core.state import View, aggregate_key
+from dtf.core.state import View
 from events.catalogue import (
     AnyEvent,
     Capabilities,
@@ -264,8 +264,8 @@ def test_a_recorded_log_replays_through_the_rules() -> None:
                 for n, made_event in enumerate(made):
                     replay.apply(made_event, 10_000_000 + len(decided) + n)
                 decided.extend(made)
-            wanted = (type(event), aggregate_key(event))
-            assert wanted in {(type(d), aggregate_key(d)) for d in decided}, (event, decided)
+            wanted = (type(event), event.key)
+            assert wanted in {(type(d), d.key) for d in decided}, (event, decided)
             checked += 1
         view.apply(event, record["seq"])
     assert checked >= 8

@@ -16,10 +16,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from dtf.coordinator import PLAN_SUBJECT, PlanReply
 from dtf.lease import LEADER_BUCKET
 from dtf.store import EventStore, Recorded, Rejected, Stored
 from events import topology
+from events.api import PLAN_SUBJECT, PlanReply
 from events.catalogue import RunSubmitted, TaskQueued, TaskStarted
 from tests.audit import check_exactly_once
 from tests.conftest import PY, Cluster, eventually, project

@@ -7,9 +7,11 @@ pytest (tests/reference.py reads its output) and by dtf, and must agree item by 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import textwrap
+import typing
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -338,3 +340,20 @@ def test_summary_of_a_failure_keeps_its_cause() -> None:
     line = summarize(long_context)
     assert len(line) <= 300 and line.startswith("ImportError while loading conftest '/deep")
     assert line.endswith("... ModuleNotFoundError: No module named 'foo'")
+
+
+def test_the_childs_case_mirrors_the_catalogues() -> None:
+    """`dtf_child` cannot import `events` (the project may have its own): its `WireCase`
+    copies `CaseResult`'s fields instead, and must not drift from them."""
+    import dataclasses
+
+    from dtf.runner.child.wire import OUTCOMES, WireCase
+    from dtf.runner.collect import case_result
+    from events.catalogue import CaseResult, Outcome
+
+    wire_fields = {f.name: f.type for f in dataclasses.fields(WireCase)}
+    assert set(wire_fields) <= set(CaseResult.__struct_fields__)
+    assert set(typing.get_args(Outcome)) == OUTCOMES
+    full = WireCase("a.py::t", "failed", 1.5, "boom", "trace", {"failed": 1, "passed": 1})
+    back = case_result(WireCase.from_json(json.loads(json.dumps(full.to_json()))))
+    assert {name: getattr(back, name) for name in wire_fields} == dataclasses.asdict(full)

@@ -20,12 +20,15 @@ from msgspec.structs import replace
 from events.catalogue import (
     AnyEvent,
     CaseResult,
+    OfTask,
+    OfWorker,
     RunCancelRequested,
     RunFinished,
     RunSubmitted,
     TaskAssigned,
     TaskCancelled,
     TaskCompleted,
+    TaskEvent,
     TaskFailed,
     TaskQueued,
     TaskRetryScheduled,
@@ -229,13 +232,6 @@ def evolve_run(state: RunState | None, event: AnyEvent) -> RunState | None:
     return state
 
 
-def aggregate_key(event: AnyEvent) -> str:
-    """The aggregate an event belongs to, e.g. 'task:r1.3' (from its tag, 'task.assigned')."""
-    kind = type(event).__struct_config__.tag.partition(".")[0]  # type: ignore[union-attr]
-    ident = {"run": "run_id", "task": "task_id", "worker": "worker_id"}[kind]
-    return f"{kind}:{getattr(event, ident)}"
-
-
 @dataclass
 class View:
     """Every aggregate's current state, plus what scheduling needs derived from it.
@@ -286,21 +282,21 @@ class View:
 
     def apply(self, event: AnyEvent, seq: int) -> bool:
         """Fold one recorded event in; False when it was already applied or changed nothing."""
-        key = aggregate_key(event)
+        key = event.key
         if seq and seq <= self.versions.get(key, 0):
             return False
         if seq:
             self.versions[key] = seq
             self.last_seq = max(self.last_seq, seq)
-        if key.startswith("task:"):
+        if isinstance(event, OfTask):
             return self._apply_task(event, seq)
-        if key.startswith("worker:"):
-            worker_id = key[7:]
+        if isinstance(event, OfWorker):
+            worker_id = event.worker_id
             if isinstance(event, WorkerEnabled | WorkerRegistered):
                 self.infra_streak[worker_id] = 0  # a fresh start, not a fourth strike
             new_worker = evolve_worker(self.workers.get(worker_id), event)
             return self._store(self.workers, worker_id, new_worker)
-        run_id = key[4:]
+        run_id = event.run_id
         return self._store(self.runs, run_id, evolve_run(self.runs.get(run_id), event))
 
     def _store(self, table: dict, key: str, new: object) -> bool:
@@ -310,8 +306,8 @@ class View:
         table[key] = new
         return True
 
-    def _apply_task(self, event: AnyEvent, seq: int) -> bool:
-        task_id = event.task_id  # type: ignore[union-attr]
+    def _apply_task(self, event: TaskEvent, seq: int) -> bool:
+        task_id = event.task_id
         if isinstance(event, TaskCancelled) and event.attempt:
             self.losers.pop(task_id, None)  # the losing attempt was told to stop
         old = self.tasks.get(task_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import duckdb
 
 from events.catalogue import (
+    OfTask,
     TaskAssigned,
     TaskCancelled,
     TaskCompleted,
@@ -111,7 +112,8 @@ class Tasks:
             if entry is None:
                 continue
             event = f.event
-            task_id = event.task_id  # type: ignore[union-attr]
+            assert isinstance(event, OfTask)
+            task_id = event.task_id
             if task_id in new or isinstance(event, TaskQueued):
                 new[task_id] = entry
             else:

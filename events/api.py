@@ -1,0 +1,29 @@
+"""Request/reply messages between dtf's processes that are not events (never stored).
+
+`dtf.api.plan`: before splitting a suite, `dtf run` asks any coordinator (a queue group)
+for the recorded durations of its tests and the fleet's free capacity.  The heartbeat is the
+value a worker puts under its id in the heartbeat bucket.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PLAN_SUBJECT = "dtf.api.plan"
+
+
+class PlanRequest(msgspec.Struct):
+    nodeids: list[str] = []
+
+
+class PlanReply(msgspec.Struct):
+    durations: dict[str, float]
+    slots: int
+    workers: int
+
+
+class Heartbeat(msgspec.Struct, frozen=True):
+    """What a worker's heartbeat key holds: when it was written, and the tasks it runs."""
+
+    at: float
+    running: tuple[str, ...] = ()
