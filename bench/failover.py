@@ -22,9 +22,9 @@ import subprocess
 import sys
 import time
 
-from dtf.lease import LEADER_BUCKET, LEADER_KEY
-from dtf.server import start_server
-from dtf.store import EventStore
+from dtf.nats.lease import LEADER_BUCKET, LEADER_KEY
+from dtf.nats.server import start_server
+from dtf.nats.store import EventStore
 from events.catalogue import TaskAssigned, TaskStarted, WorkerRegistered
 
 PY = sys.executable

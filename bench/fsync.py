@@ -16,8 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
-from dtf.server import start_server
-from dtf.store import EventStore
+from dtf.nats.server import start_server
+from dtf.nats.store import EventStore
 from events.catalogue import TaskQueued
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dtf.server import start_server
-from dtf.store import EventStore
+from dtf.nats.server import start_server
+from dtf.nats.store import EventStore
 from events.catalogue import TaskAssigned, TaskCompleted, TaskQueued, TaskStarted
 
 PY = sys.executable

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import nats.js.api
 
-from dtf.server import start_server
-from dtf.store import EventStore
+from dtf.nats.server import start_server
+from dtf.nats.store import EventStore
 from events import topology
 from events.catalogue import (
     AnyEvent,

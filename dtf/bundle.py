@@ -26,11 +26,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import nats.errors
-import nats.js.errors
-
-from dtf.errors import BundleError, ConfigError, StoreError
-from dtf.store import EventStore
+from dtf.errors import BundleError, ConfigError
+from dtf.nats.store import EventStore
 
 # Never worth shipping, even without a .gitignore saying so.
 ALWAYS_SKIPPED = {
@@ -293,18 +290,9 @@ async def upload(store: EventStore, root: Path) -> str:
         raise ConfigError(f"project directory not found: {root}")
     limits = Limits.from_env()
     sha, data = await asyncio.to_thread(pack, root, None, limits)
-    bucket = await store.bundles()
-    try:
-        await bucket.get_info(sha)
-        return sha
-    except nats.js.errors.ObjectNotFoundError:
-        pass
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise StoreError(f"bundle store unavailable: {exc}") from None
-    try:
+    bucket = store.bundles()
+    if not await bucket.exists(sha):
         await bucket.put(sha, data)
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise StoreError(f"could not upload the code bundle ({len(data)} bytes): {exc}") from None
     return sha
 
 
@@ -325,14 +313,9 @@ class BundleCache:
         async with self._locks.setdefault(sha, asyncio.Lock()):
             if dest.is_dir():
                 return dest
-            bucket = await store.bundles()
-            try:
-                result = await bucket.get(sha)
-            except nats.js.errors.ObjectNotFoundError:
-                raise BundleError(f"code bundle {sha[:12]} is not in the object store") from None
-            except (nats.errors.Error, TimeoutError) as exc:
-                raise StoreError(f"could not fetch bundle {sha[:12]}: {exc}") from None
-            data = result.data or b""
+            data = await store.bundles().get(sha)
+            if data is None:
+                raise BundleError(f"code bundle {sha[:12]} is not in the object store")
             if hashlib.sha256(data).hexdigest() != sha:
                 raise BundleError(f"code bundle {sha[:12]} is corrupt (hash mismatch)")
             await asyncio.to_thread(extract, data, dest, self.limits)

@@ -9,17 +9,13 @@ next attempt of the same task, on whatever worker, starts with the latest saved 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import nats.errors
-import nats.js.errors
-from nats.js import api
-
 from dtf.bundle import UNLIMITED, extract, pack, walk
-from dtf.store import EventStore
+from dtf.errors import StoreError
+from dtf.nats.store import EventStore
 from events import topology
 
 log = logging.getLogger(__name__)
@@ -31,22 +27,8 @@ class Checkpoints:
     """Owns the checkpoint bucket: restore, save and forget one task's directory."""
 
     def __init__(self, store: EventStore) -> None:
-        self.store = store
-        self._bucket = None
+        self.bucket = store.objects(BUCKET)
         self.saved: set[str] = set()  # tasks with a checkpoint stored by this process
-
-    async def bucket(self):
-        if self._bucket is None:
-            try:
-                self._bucket = await self.store.js.object_store(BUCKET)
-            except nats.js.errors.BucketNotFoundError:
-                self._bucket = await self.store.js.create_object_store(
-                    BUCKET,
-                    config=api.ObjectStoreConfig(
-                        bucket=BUCKET, ttl=topology.BUNDLES_TTL_S, replicas=self.store.replicas
-                    ),
-                )
-        return self._bucket
 
     @staticmethod
     def name(task_id: str) -> str:
@@ -60,13 +42,12 @@ class Checkpoints:
         if attempt <= 1:
             dest.mkdir(parents=True)
             return False
-        try:
-            result = await (await self.bucket()).get(self.name(task_id))
-        except nats.js.errors.ObjectNotFoundError:
+        data = await self.bucket.get(self.name(task_id))
+        if data is None:
             dest.mkdir(parents=True)
             return False
         # Not capped like a code bundle: see UNLIMITED.
-        await asyncio.to_thread(extract, result.data or b"", dest, UNLIMITED)
+        await asyncio.to_thread(extract, data, dest, UNLIMITED)
         return True
 
     async def save(self, task_id: str, directory: Path, last: str = "") -> tuple[str, int]:
@@ -80,7 +61,7 @@ class Checkpoints:
         sha, data = await asyncio.to_thread(pack, directory, names, UNLIMITED)
         if sha == last:
             return sha, 0
-        await (await self.bucket()).put(self.name(task_id), data)
+        await self.bucket.put(self.name(task_id), data)
         return sha, len(data)
 
     async def forget(self, task_id: str, attempt: int) -> None:
@@ -88,10 +69,7 @@ class Checkpoints:
         if attempt <= 1 and task_id not in self.saved:
             return
         self.saved.discard(task_id)
-        with contextlib.suppress(
-            nats.js.errors.ObjectNotFoundError, nats.errors.Error, TimeoutError
-        ):
-            await (await self.bucket()).delete(self.name(task_id))
+        await self.bucket.delete(self.name(task_id))
 
     async def keep_saving(
         self,
@@ -113,7 +91,7 @@ class Checkpoints:
     async def _save_logged(self, task_id, directory, last, on_saved) -> str:
         try:
             sha, size = await self.save(task_id, directory, last)
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
+        except (StoreError, OSError) as exc:
             log.warning("checkpoint of %s not saved: %s", task_id, exc)
             return last
         if size:

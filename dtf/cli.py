@@ -238,7 +238,7 @@ async def _serve(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 
 async def _coordinator(args: argparse.Namespace) -> int:
     from dtf.coordinator import Coordinator
-    from dtf.store import EventStore
+    from dtf.nats.store import EventStore
 
     store = await EventStore.connect(_connect_url(args), name="dtf-coordinator")
     try:
@@ -261,7 +261,7 @@ async def _worker_admin(args: argparse.Namespace) -> int:
     import time
     import uuid
 
-    from dtf.store import EventStore, Recorded
+    from dtf.nats.store import EventStore, Recorded
     from events.catalogue import WorkerDisabled, WorkerDrainRequested, WorkerEnabled
     from events.subjects import valid_token, worker_subject
 
@@ -288,7 +288,7 @@ async def _worker_admin(args: argparse.Namespace) -> int:
 
 async def _worker(args: argparse.Namespace) -> int:
     from dtf.interpreter import probe, resolve
-    from dtf.store import EventStore
+    from dtf.nats.store import EventStore
     from dtf.worker import Worker
 
     if args.action:
@@ -320,7 +320,7 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    from dtf.server import start_cluster_servers, start_server
+    from dtf.nats.server import start_cluster_servers, start_server
 
     if args.cluster:
         if args.cluster < 1:

@@ -1,7 +1,7 @@
 """The coordinator: folds the event stream into a View and writes what the core decides.
 
 On start it replays the whole stream, then follows it live, so a follower's state is hot
-when it takes over.  Only the holder of the lease (`dtf.lease`) decides.  What it decides is
+when it takes over.  Only the holder of the lease (`dtf.nats.lease`) decides.  What it decides is
 the core's (`dtf.core.decisions`: assignments through a scheduling strategy, retries with
 backoff, quarantines and health checks, cancellations, speculative attempts for stragglers,
 finished runs, lost workers and backstop timeouts); this shell keeps the heartbeat clocks,
@@ -28,8 +28,8 @@ from dtf.core.decisions import STRAGGLER_AFTER_S
 from dtf.core.scheduling import Strategy
 from dtf.core.state import View
 from dtf.errors import ConcurrencyConflict, StoreError
-from dtf.lease import DEFAULT_TTL_S, Lease, leader_bucket
-from dtf.store import EventStore
+from dtf.nats.lease import DEFAULT_TTL_S, Lease
+from dtf.nats.store import EventStore
 from events import topology
 from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 from events.catalogue import (
@@ -133,14 +133,8 @@ class Coordinator:
         for worker_id in self.view.workers:
             self.last_beat.setdefault(worker_id, now)  # a grace period for workers we inherit
         self._ready.set()
-        self.lease = Lease(
-            await leader_bucket(self.store.js, self.lease_ttl, self.store.replicas),
-            self.id,
-            self.lease_ttl,
-        )
-        api_sub = await self.store.nc.subscribe(
-            PLAN_SUBJECT, queue="dtf-coordinators", cb=self._on_plan
-        )
+        self.lease = await self.store.lease(self.id, self.lease_ttl)
+        api_sub = await self.store.serve(PLAN_SUBJECT, "dtf-coordinators", self._plan)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.lease.run(stop))
@@ -148,7 +142,7 @@ class Coordinator:
                 group.create_task(self._decide_loop(stop))
                 group.create_task(self._heartbeat_loop(stop))
         finally:
-            await api_sub.unsubscribe()
+            await api_sub.stop()
             await follower.stop()
 
     async def _relay_lease_changes(self, stop: asyncio.Event) -> None:
@@ -161,35 +155,26 @@ class Coordinator:
             self.lease.changed.clear()
             self._wake.set()
 
-    async def _on_plan(self, msg) -> None:
+    def _plan(self, data: bytes) -> bytes:
         """Answers `dtf run` before it splits a suite: recorded durations and free capacity."""
-        if not msg.reply:
-            return  # a publish, not a request: nobody to answer
         try:
-            request = msgspec.json.decode(msg.data, type=PlanRequest)
+            request = msgspec.json.decode(data, type=PlanRequest)
         except (msgspec.DecodeError, RecursionError):  # garbage gets the answer for no tests
             request = PlanRequest()
         known = self.view.durations
         durations = {n: known[n] for n in request.nodeids if n in known}
         active = [w for w in self.view.workers.values() if w.status == "active"]
         reply = PlanReply(durations, sum(w.slots for w in active), len(active))
-        await msg.respond(msgspec.json.encode(reply))
+        return msgspec.json.encode(reply)
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         """Track heartbeats from the KV bucket; declare silent workers and stuck tasks lost."""
-        kv = await self.store.heartbeats()
-        watcher = await kv.watchall()
+        watcher = await self.store.watch_heartbeats()
         try:
             while not stop.is_set():
-                try:
-                    entry = await watcher.updates(timeout=self.lost_after / 4)
-                except TimeoutError:
-                    entry = None
-                except Exception as exc:  # a reconnect in progress; try again shortly
-                    log.warning("heartbeat watch interrupted: %s", exc)
-                    entry = None
-                if entry is not None and entry.key and entry.value:
-                    self._beat(entry.key, time.monotonic())
+                worker_id = await watcher.next(timeout=self.lost_after / 4)
+                if worker_id is not None:
+                    self._beat(worker_id, time.monotonic())
                 if self._leading():
                     await self._declare_lost()
                     await self._backstop_timeouts()

@@ -13,14 +13,12 @@ import signal
 import time
 
 import msgspec
-import nats.errors
 from rich.console import Console
 from rich.table import Table
 
 from dtf.core.state import View
-from dtf.errors import ConfigError
-from dtf.lease import holder
-from dtf.store import EventStore, Recorded, Rejected, Stored
+from dtf.errors import ConfigError, StoreError
+from dtf.nats.store import EventStore, Recorded, Rejected, Stored
 from events.catalogue import CaseResult, TaskCompleted, TaskFailed
 from events.subjects import (
     ROOT,
@@ -77,13 +75,12 @@ async def status(urls: list[str], console: Console) -> int:
     store = await _with_store(urls, "dtf-status")
     try:
         records = await store.load(f"{ROOT}.>", timeout=60)
-        kv = await store.heartbeats()
-        alive = set()
-        with contextlib.suppress(Exception):
-            alive = set(await kv.keys())
+        alive: set[str] = set()
+        with contextlib.suppress(StoreError):
+            alive = await store.live_workers()
         leader: str | None = "unknown"
-        with contextlib.suppress(nats.errors.Error, TimeoutError):
-            leader = await holder(store.js)
+        with contextlib.suppress(StoreError):
+            leader = await store.leader()
     finally:
         await store.close()
     view = View()

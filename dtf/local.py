@@ -12,7 +12,6 @@ The workers' log goes to a file in a log directory, kept when something went wro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import tempfile
@@ -21,15 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dtf.interpreter import Interpreter
+from dtf.nats.server import LocalServer, start_server
+from dtf.nats.store import EventStore
 from dtf.runner.child.wire import Collected
 from dtf.runner.pytest_session import PytestSession
-from dtf.server import LocalServer, start_server
-from dtf.store import EventStore
 from dtf.worker import WARM_UP_S, Worker
 
 # The loggers of the in-process workers: their warnings belong in the log file, not among
 # the run's results on the terminal.
 WORKER_LOGGERS = ("dtf.worker", "dtf.runner", "dtf.bundle", "dtf.checkpoint")
+STOP_WAIT_S = 5.0
+log = logging.getLogger(__name__)
 
 
 def start_sessions(count: int, root: Path, args: Sequence[str], python: str) -> list[PytestSession]:
@@ -103,14 +104,14 @@ class LocalCluster:
         buys nothing here.
         """
         for worker in self.workers:
-            for slot in worker.slots:
-                if slot.session is not None:
-                    await slot.session.abort()
+            await worker.close()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            # Bounded: a run that has printed its results must never hang on its way out.
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
+            if pending:
+                log.warning("%d embedded worker(s) did not stop in time", len(pending))
         for store in self._stores:
             await store.close(drain=False)
         await asyncio.to_thread(self.server.kill)

@@ -18,8 +18,6 @@ import uuid
 from pathlib import Path
 
 import msgspec
-import nats.errors
-import nats.js.errors
 from rich.console import Console
 
 from dtf import outcomes, reports
@@ -30,16 +28,15 @@ from dtf.core import splitting
 from dtf.core.requirements import satisfies
 from dtf.core.scheduling import strategy
 from dtf.core.state import TaskState, View
-from dtf.errors import ConfigError, DtfError
+from dtf.errors import ConfigError, DtfError, StoreError
 from dtf.hardware import detect
 from dtf.interpreter import probe
-from dtf.lease import holder
 from dtf.local import LocalCluster, first_collection, start_local_server, start_sessions
+from dtf.nats.store import EventStore, Recorded, Stored
 from dtf.progress import RunProgress
 from dtf.run_options import RunOptions, check_flags
 from dtf.runner.collect import Collection, collect, collection_of
 from dtf.runner.pytest_session import PytestSession
-from dtf.store import EventStore, Recorded, Stored
 from dtf.summary import collection_interrupted, render_summary
 from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 from events.catalogue import (
@@ -204,11 +201,11 @@ class RunClient:
         if self.cluster is not None:
             return PlanReply({}, workers, workers)  # a fresh embedded store knows nothing yet
         try:
-            msg = await store.nc.request(
+            answer = await store.request(
                 PLAN_SUBJECT, msgspec.json.encode(PlanRequest(nodeids)), timeout=2.0
             )
-            return msgspec.json.decode(msg.data, type=PlanReply)
-        except (nats.errors.Error, TimeoutError, msgspec.DecodeError, RecursionError):
+            return msgspec.json.decode(answer, type=PlanReply)
+        except (StoreError, msgspec.DecodeError, RecursionError):
             self.console.print(
                 "[yellow]no coordinator answered; tasks will wait in the queue "
                 "until one runs (dtf coordinator)[/]"
@@ -335,7 +332,7 @@ class RunClient:
         seconds = time.monotonic() - started
         return self._finish(seconds, collection is not None)
 
-    def _on_progress(self, data: bytes) -> None:
+    def _on_progress(self, _subject: str, data: bytes) -> None:
         """A worker's note of one test's result: moves the live display, decides nothing."""
         try:
             note = msgspec.json.decode(data, type=CaseProgress)
@@ -462,13 +459,9 @@ async def _cluster_state(store: EventStore) -> tuple[str | None, int | None]:
     """(the coordinator holding the lease, live workers); None where it cannot be read."""
     leader: str | None = None
     alive: int | None = None
-    with contextlib.suppress(DtfError, nats.errors.Error, TimeoutError):
-        leader = await holder(store.js)
-        kv = await store.heartbeats()
-        try:
-            alive = len(await kv.keys())
-        except nats.js.errors.NoKeysError:
-            alive = 0
+    with contextlib.suppress(DtfError):
+        leader = await store.leader()
+        alive = len(await store.live_workers())
     return leader, alive
 
 

@@ -26,10 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-import nats.errors
-import nats.js.errors
-from nats.aio.msg import Msg
-from nats.js import api
 
 from dtf.bundle import BundleCache
 from dtf.checkpoint import Checkpoints
@@ -37,8 +33,9 @@ from dtf.core.state import evolve_task
 from dtf.errors import BundleError, ConcurrencyConflict, DtfError, StoreError
 from dtf.hardware import detect
 from dtf.interpreter import Interpreter, probe
+from dtf.nats.consumer import Consumer, Delivery
+from dtf.nats.store import EventStore
 from dtf.runner.pytest_session import PytestSession
-from dtf.store import EventStore, position
 from dtf.task_command import run_command
 from events import topology
 from events.api import Heartbeat
@@ -101,7 +98,7 @@ class Job:
 
     assigned: TaskAssigned
     seq: int
-    msg: Msg
+    delivery: Delivery
     spec: TaskQueued | None = None
 
 
@@ -151,6 +148,7 @@ class Worker:
         self.running: dict[str, Slot] = {}
         self._log_tasks: set[asyncio.Future] = set()
         self._stop = asyncio.Event()
+        self.closed = False  # set by `close()`: every loop of this worker ends
         self.caps: Capabilities | None = None
 
     def _event(self, cls: type, **fields) -> AnyEvent:
@@ -173,16 +171,17 @@ class Worker:
         self.caps = await asyncio.to_thread(detect, self.labels, self.interpreter.version)
         self._stop = stop
         # The consumer exists before the registration, so no assignment can precede it.
-        sub = await self._subscribe_assignments()
+        sub = await Consumer.resume(
+            self.store, self.id, assignments_for(self.id), self._on_assignment
+        )
         await self._register()
-        kv = await self.store.heartbeats()
-        await kv.put(self.id, self._beat())
-        cancels = await self.store.nc.subscribe(f"{ROOT}.task.*.*.cancelled", cb=self._on_cancel)
-        about_me = await self.store.nc.subscribe(worker_subject(self.id), cb=self._on_about_me)
+        await self.store.beat(self.id, self._beat())
+        cancels = await self.store.listen(f"{ROOT}.task.*.*.cancelled", self._on_cancel)
+        about_me = await self.store.listen(worker_subject(self.id), self._on_about_me)
         log.info("worker %s ready with %d slot(s)", self.id, len(self.slots))
         try:
             async with asyncio.TaskGroup() as group:
-                beat = group.create_task(self._heartbeat(kv, stop))
+                beat = group.create_task(self._heartbeat())
                 loops = [group.create_task(self._slot_loop(s, stop)) for s in self.slots]
                 await stop.wait()
                 # Announcing the drain is worth a short wait, not a long one: when the server
@@ -196,8 +195,8 @@ class Worker:
                     loop.cancel()
                 beat.cancel()
         finally:
-            await cancels.unsubscribe()
-            await about_me.unsubscribe()
+            await cancels.stop()
+            await about_me.stop()
             for slot in self.slots:
                 if slot.session is not None:
                     await slot.session.close()
@@ -205,63 +204,33 @@ class Worker:
             await self.store.append_retrying(
                 self._event(WorkerStopped, worker_id=self.id, reason="drained"), within=5
             )
-            await kv.delete(self.id)
-            await sub.unsubscribe()
-            await self.store.js.delete_consumer(topology.EVENTS_STREAM, self.id)
-        except (nats.errors.Error, TimeoutError, StoreError) as exc:
+            await self.store.forget_beat(self.id)
+            await sub.delete()
+        except StoreError as exc:
             log.warning("cleanup after drain incomplete: %s", exc)
 
-    async def _subscribe_assignments(self):
-        """This worker's durable assignment consumer, resuming where a predecessor stopped.
-
-        A worker restarted under the same id (after a kill -9, say) finds its predecessor's
-        consumer holding an assignment delivered to a process that is gone.  JetStream would
-        redeliver it only after `ack_wait`, and a drain would wait on it until then.  So the
-        consumer is made anew from the predecessor's ack floor: whatever it never acknowledged
-        comes again at once, and the guarded TaskStarted decides whether it still applies.  A
-        worker with no predecessor starts at the end of the stream, not at its beginning.
-        """
-        js = self.store.js
-        try:
-            start = await self.store.last_seq() + 1
-            try:
-                info = await js.consumer_info(topology.EVENTS_STREAM, self.id)
-            except nats.js.errors.NotFoundError:
-                pass
-            else:
-                start = max(info.ack_floor.stream_seq + 1, info.config.opt_start_seq or 1)
-                await js.delete_consumer(topology.EVENTS_STREAM, self.id)
-                log.info("resuming the assignments of a previous %s from seq %d", self.id, start)
-            return await js.subscribe(
-                assignments_for(self.id),
-                durable=self.id,
-                stream=topology.EVENTS_STREAM,
-                cb=self._on_assignment,
-                manual_ack=True,
-                config=api.ConsumerConfig(
-                    deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                    opt_start_seq=start,
-                    ack_policy=api.AckPolicy.EXPLICIT,
-                    ack_wait=3600,
-                    max_ack_pending=-1,
-                    inactive_threshold=24 * 3600,  # a worker id that never returns is cleaned up
-                ),
-            )
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot subscribe to the assignments of {self.id}: {exc}") from None
+    async def close(self) -> None:
+        """End at once, without draining (an embedded run is over): the pytest children are
+        killed and every loop stops, even one that missed its cancellation."""
+        self.closed = True
+        for slot in self.slots:
+            if slot.session is not None:
+                await slot.session.abort()
 
     def _beat(self) -> bytes:
         return msgspec.json.encode(Heartbeat(time.time(), tuple(sorted(self.running))))
 
-    async def _heartbeat(self, kv, stop: asyncio.Event) -> None:
-        while True:
+    async def _heartbeat(self) -> None:
+        # Not `while True`: on Python 3.11 a cancellation can be lost inside nats-py's
+        # wait_for (gh-86296), and a worker living in `dtf run` must still end.
+        while not self.closed:
             try:
-                await kv.put(self.id, self._beat())
-            except (nats.errors.Error, TimeoutError) as exc:
-                log.warning("heartbeat failed: %s", exc)
+                await self.store.beat(self.id, self._beat())
+            except StoreError as exc:
+                log.warning("%s", exc)
             await asyncio.sleep(topology.HEARTBEAT_INTERVAL_S)
 
-    async def _drain(self, sub) -> None:
+    async def _drain(self, sub: Consumer) -> None:
         """Wait until nothing is queued locally, running, or still pending on the consumer.
 
         The consumer's count is a hint, not a promise: when it still reports work after this
@@ -269,43 +238,40 @@ class Worker:
         longer would only keep SIGTERM from stopping the worker.
         """
         idle_since: float | None = None
-        while True:
+        while not self.closed:
             if self.jobs.empty() and not self.running:
                 now = time.monotonic()
                 idle_since = idle_since or now
-                try:
-                    info = await sub.consumer_info()
-                except (nats.errors.Error, TimeoutError):
-                    return
-                if info.num_pending == 0 and info.num_ack_pending == 0:
+                outstanding = await sub.outstanding()
+                if not outstanding:  # none, or the consumer cannot be read: done
                     return
                 if now - idle_since > DRAIN_IDLE_S:
                     log.warning(
                         "stopping with %d assignment(s) unacknowledged on the consumer",
-                        info.num_pending + info.num_ack_pending,
+                        outstanding,
                     )
                     return
             else:
                 idle_since = None
             await asyncio.sleep(0.05)
 
-    async def _on_assignment(self, msg: Msg) -> None:
+    async def _on_assignment(self, delivery: Delivery) -> None:
         """Runs when the consumer delivers one of this worker's assignments."""
         try:
-            event = read(msg.subject, msg.data)
+            event = read(delivery.subject, delivery.data)
         except Undecodable as exc:
-            log.warning("ignoring an unreadable assignment on %s: %s", msg.subject, exc)
-            await msg.ack()
+            log.warning("ignoring an unreadable assignment on %s: %s", delivery.subject, exc)
+            await delivery.ack()
             return
         if not isinstance(event, TaskAssigned | TaskSpeculated) or event.worker_id != self.id:
-            await msg.ack()
+            await delivery.ack()
             return
-        await self.jobs.put(Job(event, position(msg)[0], msg))
+        await self.jobs.put(Job(event, delivery.seq, delivery))
 
-    async def _on_about_me(self, msg: Msg) -> None:
+    async def _on_about_me(self, subject: str, data: bytes) -> None:
         """Runs on events about this worker: lost (come back: register again), drain asked."""
         try:
-            event = read(msg.subject, msg.data)
+            event = read(subject, data)
         except Undecodable:
             return
         if isinstance(event, WorkerLost) and not self._stop.is_set():
@@ -315,10 +281,10 @@ class Worker:
             log.warning("drain requested by %s", event.actor)
             self._stop.set()
 
-    async def _on_cancel(self, msg: Msg) -> None:
+    async def _on_cancel(self, subject: str, data: bytes) -> None:
         """Runs when any task is cancelled; kills it here if this worker is running it."""
         try:
-            event = read(msg.subject, msg.data)
+            event = read(subject, data)
         except Undecodable:
             return
         if not isinstance(event, TaskCancelled) or event.task_id not in self.running:
@@ -328,7 +294,7 @@ class Worker:
             slot.cancelled.set()
 
     async def _slot_loop(self, slot: Slot, stop: asyncio.Event) -> None:
-        while True:
+        while not self.closed:
             job = await self.jobs.get()
             slot.task_id = job.assigned.task_id
             slot.cancelled.clear()
@@ -342,8 +308,7 @@ class Worker:
             finally:
                 self.running.pop(slot.task_id, None)
                 slot.task_id = ""
-                with contextlib.suppress(nats.errors.Error, TimeoutError):
-                    await job.msg.ack()
+                await job.delivery.ack()
 
     async def _spec(self, task_id: str) -> TaskQueued:
         """The task's TaskQueued: the last message on its `queued` subject, in one request.
@@ -351,15 +316,9 @@ class Worker:
         Should something unreadable have been published there since, the task's whole
         history is read instead and its TaskQueued taken from that.
         """
-        subject = task_subject(task_id, "queued")
-        try:
-            raw = await self.store.js.get_last_msg(topology.EVENTS_STREAM, subject)
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot read task {task_id}: {exc}") from None
-        with contextlib.suppress(Undecodable):
-            event = read(subject, raw.data or b"")
-            if isinstance(event, TaskQueued):
-                return event
+        last = await self.store.last_on(task_subject(task_id, "queued"))
+        if isinstance(last, Recorded) and isinstance(last.event, TaskQueued):
+            return last.event
         for rec in await self.store.load(task_subject(task_id), timeout=30):
             if isinstance(rec, Recorded) and isinstance(rec.event, TaskQueued):
                 return rec.event
@@ -626,5 +585,4 @@ class Worker:
         pending.add_done_callback(self._log_tasks.discard)
 
     async def _publish_best_effort(self, subject: str, data: bytes) -> None:
-        with contextlib.suppress(nats.errors.Error):
-            await self.store.nc.publish(subject, data[:65536])
+        await self.store.publish_note(subject, data[:65536])

@@ -1,6 +1,6 @@
 """Streams, KV buckets and the object store, declared as plain data.
 
-`dtf.store.connect` creates whatever is missing; `replicas` is raised to 3 by issue #3 when
+`dtf.nats.store.connect` creates whatever is missing; `replicas` is raised to 3 by issue #3 when
 the cluster has three nodes.
 """
 
@@ -12,7 +12,7 @@ EVENTS_STREAM = "DTF_EVENTS"
 LOGS_STREAM = "DTF_LOGS"
 HEARTBEATS_BUCKET = "dtf_heartbeats"
 BUNDLES_BUCKET = "dtf_bundles"
-# The coordinators' lease (`dtf.lease`): one key, its TTL the lease length, no limit markers.
+# The coordinators' lease (`dtf.nats.lease`): one key, its TTL the lease length, no limit markers.
 LEADER_BUCKET = "dtf_leader"
 LEADER_KEY = "coordinator"
 # Task checkpoints (`dtf.checkpoint`), an object store; kept as long as bundles.

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from dtf.errors import ProjectionError
-from dtf.store import EventStore
+from dtf.nats.store import EventStore
 from events.catalogue import AnyEvent
 from events.codec import Undecodable, read
 from projections import schema

@@ -35,8 +35,8 @@ import nats.js.api as api
 from nats.aio.msg import Msg
 
 from dtf.errors import DtfError, StoreError
+from dtf.nats.store import EventStore, position
 from dtf.runner.child.lifeline import exit_with_parent
-from dtf.store import EventStore, position
 from events import topology
 
 FRAME_MESSAGES = 4_000

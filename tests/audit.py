@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from dtf.core.state import View
-from dtf.store import Recorded, Stored
+from dtf.nats.store import Recorded, Stored
 from events.catalogue import (
     RunFinished,
     TaskAssigned,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dtf.server import LocalServer, start_cluster_servers, start_server
-from dtf.store import EventStore
+from dtf.nats.server import LocalServer, start_cluster_servers, start_server
+from dtf.nats.store import EventStore
 
 
 @pytest.fixture

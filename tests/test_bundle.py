@@ -15,8 +15,8 @@ import pytest
 
 from dtf.bundle import BundleCache, Limits, extract, pack, project_files, upload
 from dtf.errors import BundleError, ConfigError, WorkerError
-from dtf.server import LocalServer
-from dtf.store import EventStore
+from dtf.nats.server import LocalServer
+from dtf.nats.store import EventStore
 
 
 def make_project(root: Path) -> Path:
@@ -181,7 +181,7 @@ async def test_a_worker_cache_refuses_a_bomb_under_its_environment_limit(
 ) -> None:
     bomb = tar_of(("zeros.bin", 4 << 20))
     sha = hashlib.sha256(bomb).hexdigest()
-    await (await store.bundles()).put(sha, bomb)
+    await store.bundles().put(sha, bomb)
     monkeypatch.setenv("DTF_BUNDLE_MAX_BYTES", "1M")
     cache = BundleCache(tmp_path / "cache")
     with pytest.raises(BundleError, match="at least 4 MiB, over the limit of 1 MiB"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from dtf.store import EventStore
+from dtf.nats.store import EventStore
 from events.catalogue import TaskAssigned
 from tests.conftest import PY, Cluster, eventually, eventually_async, project
 
@@ -374,7 +374,7 @@ def test_workers_report_each_test_as_it_ends(cluster: Cluster, tmp_path: Path) -
     async def scenario() -> None:
         store = await EventStore.connect(cluster.url)
         try:
-            notes = await store.listen("dtf.progress.>", lambda data: arrivals.append("note"))
+            notes = await store.listen("dtf.progress.>", lambda _s, _d: arrivals.append("note"))
 
             def on_event(rec) -> None:
                 if type(getattr(rec, "event", None)).__name__ == "TaskCompleted":

@@ -16,8 +16,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from dtf.lease import LEADER_BUCKET
-from dtf.store import EventStore, Recorded, Rejected, Stored
+from dtf.nats.lease import LEADER_BUCKET
+from dtf.nats.store import EventStore, Recorded, Rejected, Stored
 from events import topology
 from events.api import PLAN_SUBJECT, PlanReply
 from events.catalogue import RunSubmitted, TaskQueued, TaskStarted

@@ -21,8 +21,8 @@ import pytest
 
 from bench.replay import synthetic_events
 from dtf.errors import ProjectionError, StoreError
-from dtf.server import LocalServer
-from dtf.store import EventStore
+from dtf.nats.server import LocalServer
+from dtf.nats.store import EventStore
 from events.catalogue import (
     AnyEvent,
     CaseResult,

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dtf.server import free_port, last_log_line
+from dtf.nats.server import free_port, last_log_line
 
 ROOT = Path(__file__).resolve().parents[1]
 

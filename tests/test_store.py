@@ -7,7 +7,7 @@ import time
 import pytest
 
 from dtf.errors import ConcurrencyConflict, ServerUnreachable
-from dtf.store import EventStore, Recorded, Rejected, Stored
+from dtf.nats.store import EventStore, Recorded, Rejected, Stored
 from events.catalogue import TaskAssigned, TaskQueued, TaskStarted
 from events.codec import encode
 from events.subjects import task_subject
@@ -131,7 +131,7 @@ async def test_unreachable_server_fails_fast() -> None:
 def test_position_reads_both_reply_forms() -> None:
     from types import SimpleNamespace
 
-    from dtf.store import position
+    from dtf.nats.store import position
 
     v1 = SimpleNamespace(reply="$JS.ACK.DTF_EVENTS.c1.1.42.7.1700000000000000000.5")
     v2 = SimpleNamespace(reply="$JS.ACK.hub.acchash.DTF_EVENTS.c1.1.42.7.1700000000000000000.0.x")

@@ -26,6 +26,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import api
 
+from dtf.errors import StoreError
 from events import topology
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,27 @@ async def leader_bucket(js, ttl: float = DEFAULT_TTL_S, replicas: int = 1):
         )
 
 
+HOLDER_CHARS = 100  # a holder is a coordinator id; anything else in the key is shown cut
+
+
 async def holder(js) -> str | None:
-    """Who holds the lease now (a coordinator's id), or None when nobody leads."""
+    """Who holds the lease now (a coordinator's id), or None when nobody leads.
+
+    Raises StoreError when the bucket cannot be read.  Whatever a client put in the key is
+    shown as printable text, at most HOLDER_CHARS long.
+    """
     try:
         kv = await js.key_value(LEADER_BUCKET)
         entry = await kv.get(LEADER_KEY)
     except nats.js.errors.NotFoundError:  # no bucket, no key, or a deleted or expired key
         return None
-    return entry.value.decode(errors="replace") if entry.value else None
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise StoreError(f"cannot read the lease: {type(exc).__name__}") from None
+    if not entry.value:
+        return None
+    text = entry.value[: HOLDER_CHARS * 4].decode(errors="replace")
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= HOLDER_CHARS else text[: HOLDER_CHARS - 1] + "…"
 
 
 class Lease:

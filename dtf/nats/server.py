@@ -20,7 +20,7 @@ from pathlib import Path
 from dtf.errors import ConfigError, StoreError
 from dtf.runner.launch import describe_exit
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the dtf package
 LOG_TAIL_BYTES = 64 << 10  # enough for the lines before a crash, small for a huge log
 # "[1234] 2025/01/01 12:00:00.123456 " before nats-server's own "[INF] ..." text.
 _LOG_PREFIX = re.compile(r"^\[\d+\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d(\.\d+)? ")

@@ -22,6 +22,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from dtf.errors import ConcurrencyConflict, DomainError, ServerUnreachable, StoreError
+from dtf.nats.lease import Lease, holder, leader_bucket
+from dtf.nats.objects import ObjectBucket
 from events import topology
 from events.catalogue import AnyEvent
 from events.codec import Undecodable, Unwritable, encode, read
@@ -341,13 +343,20 @@ class EventStore:
             await follower.stop()
         return records
 
-    async def listen(self, subject: str, handler: Callable[[bytes], None]) -> Follower:
-        """Hand the payload of every core message on `subject` to `handler` from now on
-        (live notes nobody stores, such as test progress); `stop()` the result to end it."""
+    # --- core messages (never stored) ---------------------------------------------------
+
+    async def listen(
+        self, subject: str, handler: Callable[[str, bytes], Awaitable[None] | None]
+    ) -> Follower:
+        """Hand (subject, payload) of every core message on `subject` to `handler` from now
+        on: live notes nobody stores (test progress) and the events of a subject as they are
+        published (a worker's cancellations); `stop()` the result to end it."""
 
         async def on_msg(msg: Msg) -> None:
             try:
-                handler(msg.data)
+                result = handler(msg.subject, msg.data)
+                if result is not None:
+                    await result
             except Exception:  # a note is never worth a crash
                 log.exception("handling a message on %s failed", msg.subject)
 
@@ -359,7 +368,94 @@ class EventStore:
         listener.caught_up.set()
         return listener
 
+    async def serve(self, subject: str, queue: str, answer: Callable[[bytes], bytes]) -> Follower:
+        """Answer every request on `subject` with `answer(payload)`, one member of `queue`
+        taking each; a plain publish (no reply subject) is ignored."""
+
+        async def on_msg(msg: Msg) -> None:
+            if not msg.reply:
+                return
+            try:
+                await msg.respond(answer(msg.data))
+            except nats.errors.Error as exc:  # the asker is gone, or so is the server
+                log.info("could not answer on %s: %s", subject, exc)
+
+        try:
+            sub = await self.nc.subscribe(subject, queue=queue, cb=on_msg)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot serve {subject}: {exc}") from None
+        return Follower(_sub=sub)
+
+    async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
+        """The answer to a request; StoreError when nobody answers within `timeout`."""
+        try:
+            return (await self.nc.request(subject, data, timeout=timeout)).data
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"no answer on {subject}: {type(exc).__name__}") from None
+
+    async def publish_note(self, subject: str, data: bytes) -> None:
+        """A core publish, best-effort: task output into the log stream, progress notes."""
+        with contextlib.suppress(nats.errors.Error):
+            await self.nc.publish(subject, data)
+
     # --- heartbeats ---------------------------------------------------------------------
+
+    async def leader(self) -> str | None:
+        """The coordinator holding the lease (None: nobody leads); StoreError if unreadable."""
+        return await holder(self.js)
+
+    async def live_workers(self) -> set[str]:
+        """The ids with a heartbeat key that has not expired."""
+        kv = await self.heartbeats()
+        try:
+            return set(await kv.keys())
+        except nats.js.errors.NoKeysError:
+            return set()
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot read the heartbeats: {type(exc).__name__}") from None
+
+    async def beat(self, worker_id: str, data: bytes) -> None:
+        """Put a worker's heartbeat (the bucket's TTL expires it)."""
+        kv = await self.heartbeats()
+        try:
+            await kv.put(worker_id, data)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"heartbeat not sent: {type(exc).__name__}") from None
+
+    async def forget_beat(self, worker_id: str) -> None:
+        """Remove a worker's heartbeat at once (a clean stop need not wait for the TTL)."""
+        kv = await self.heartbeats()
+        try:
+            await kv.delete(worker_id)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"heartbeat not removed: {type(exc).__name__}") from None
+
+    async def last_on(self, subject: str) -> Stored | None:
+        """The last message stored on `subject` (one request), None when there is none."""
+        try:
+            raw = await self.js.get_last_msg(topology.EVENTS_STREAM, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot read {subject}: {type(exc).__name__}") from None
+        data = raw.data or b""
+        try:
+            return Recorded(raw.seq or 0, subject, read(subject, data))
+        except Undecodable as exc:
+            return Rejected(raw.seq or 0, subject, str(exc))
+
+    async def watch_heartbeats(self) -> HeartbeatWatch:
+        """Every heartbeat put from now on (and the latest of each key at first)."""
+        kv = await self.heartbeats()
+        try:
+            return HeartbeatWatch(await kv.watchall())
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreError(f"cannot watch the heartbeats: {type(exc).__name__}") from None
+
+    async def lease(self, holder_id: str, ttl: float) -> Lease:
+        """A claim on the coordinators' lease for `holder_id` (see `dtf.nats.lease`)."""
+        bucket = await leader_bucket(self.js, ttl, self.replicas)
+        return Lease(bucket, holder_id, ttl)
 
     async def heartbeats(self):  # -> nats.js.kv.KeyValue
         try:
@@ -367,8 +463,34 @@ class EventStore:
         except (nats.errors.Error, TimeoutError) as exc:
             raise StoreError(f"heartbeat bucket unavailable: {exc}") from None
 
-    async def bundles(self):  # -> nats.js.object_store.ObjectStore
+    def objects(self, bucket: str, ttl_s: float = topology.BUNDLES_TTL_S) -> ObjectBucket:
+        """An object-store bucket (created on first use): bundles, checkpoints."""
+        return ObjectBucket(self.js, bucket, ttl_s, self.replicas)
+
+    def bundles(self) -> ObjectBucket:
+        return self.objects(topology.BUNDLES_BUCKET)
+
+
+class HeartbeatWatch:
+    """The heartbeat bucket's updates, one at a time."""
+
+    def __init__(self, watcher) -> None:
+        self._watcher = watcher
+
+    async def next(self, timeout: float) -> str | None:
+        """The worker id of the next heartbeat put, or None when none came within
+        `timeout` (or the watch was interrupted by a reconnect: try again)."""
         try:
-            return await self.js.object_store(topology.BUNDLES_BUCKET)
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"bundle store unavailable: {exc}") from None
+            entry = await self._watcher.updates(timeout=timeout)
+        except TimeoutError:
+            return None
+        except Exception as exc:  # nats-py raises what it meets mid-reconnect
+            log.warning("heartbeat watch interrupted: %s", exc)
+            return None
+        if entry is None or not entry.key or not entry.value:  # a deletion, or the end marker
+            return None
+        return entry.key
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._watcher.stop()
