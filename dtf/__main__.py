@@ -1,3 +1,3 @@
-from dtf.cli import main
+from dtf.cli.main import main
 
 raise SystemExit(main())

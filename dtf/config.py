@@ -2,7 +2,7 @@
 
 Unknown keys, wrong types and bad values in `[tool.dtf]` are errors (one line naming the key
 and the file), since a misspelt setting that is silently ignored costs a user far more than a
-refusal.  Values are checked by the same rules as the flags of `dtf run` (`dtf.run_options`).
+refusal.  Values are checked by the same rules as the flags of `dtf run` (`dtf.client.options`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
+from dtf.client.options import check_option, setting_source
 from dtf.errors import ConfigError
-from dtf.interpreter import resolve
-from dtf.run_options import check_option, setting_source
+from dtf.worker.interpreter import resolve
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):

@@ -15,7 +15,7 @@ BUNDLES_BUCKET = "dtf_bundles"
 # The coordinators' lease (`dtf.nats.lease`): one key, its TTL the lease length, no limit markers.
 LEADER_BUCKET = "dtf_leader"
 LEADER_KEY = "coordinator"
-# Task checkpoints (`dtf.checkpoint`), an object store; kept as long as bundles.
+# Task checkpoints (`dtf.worker.checkpoint`), an object store; kept as long as bundles.
 CHECKPOINTS_BUCKET = "dtf_checkpoints"
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from dtf.client.run import _cluster_state, stall_notice
 from dtf.nats.lease import LEADER_KEY, Lease, holder, leader_bucket
 from dtf.nats.store import EventStore
-from dtf.run import _cluster_state, stall_notice
 from tests.conftest import eventually_async
 
 TTL = 1.0

@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from dtf.cli import console_width
+from dtf.cli.main import console_width
+from dtf.client.progress import RunProgress
+from dtf.core.outcomes import count, summary_line
 from dtf.core.state import View
-from dtf.outcomes import count, summary_line
-from dtf.progress import RunProgress
 from events.catalogue import (
     CaseProgress,
     CaseResult,

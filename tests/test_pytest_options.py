@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dtf.pytest_config import locate
-from dtf.pytest_options import SummaryOptions, read, scan
+from dtf.client.pytest_config import locate
+from dtf.client.pytest_options import SummaryOptions, read, scan
 
 REPORT_PROBE = """
     def pytest_configure(config):

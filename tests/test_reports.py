@@ -2,7 +2,7 @@
 
 A small suite with known outcomes is written to a temporary directory and run with plain
 `python -m pytest`; its exit code, final line and JUnit XML are the reference that
-`dtf.outcomes` and `dtf.reports` must reproduce from the equivalent `CaseResult` values.
+`dtf.core.outcomes` and `dtf.client.reports` must reproduce from the equivalent `CaseResult` values.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from _pytest._io.terminalwriter import TerminalWriter
 from rich.console import Console
 from rich.text import Text
 
-from dtf.outcomes import count, exit_code, summary_line
-from dtf.reports import junit_names, read_json, write_json, write_junit_xml
-from dtf.summary import collection_interrupted, main_color, render_summary, rule
+from dtf.client.reports import junit_names, read_json, write_json, write_junit_xml
+from dtf.client.summary import collection_interrupted, main_color, render_summary, rule
+from dtf.core.outcomes import count, exit_code, summary_line
 from events.catalogue import CaseResult, Outcome
 from tests.reference import summary_sections
 

@@ -19,8 +19,8 @@ from typing import Any
 import psutil
 import pytest
 
+from dtf.core.outcomes import pytest_counts
 from dtf.errors import CollectionError
-from dtf.outcomes import pytest_counts
 from dtf.runner.child.failure_text import LONGREPR_LIMIT, truncate_middle
 from dtf.runner.collect import Collection, collect
 from dtf.runner.pytest_session import PytestSession, SessionResult

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from dtf.client.options import MAX_WORKERS, check_option
+from dtf.client.run import options_from
 from dtf.config import Settings, load_settings
 from dtf.core.requirements import parse
 from dtf.errors import ConfigError
-from dtf.run import options_from
-from dtf.run_options import MAX_WORKERS, check_option
 from dtf.runner.child.requirements import MarkerError, check_requirements
 from dtf.runner.collect import collect
-from dtf.task_command import ResultsError, parse_results
+from dtf.worker.command import ResultsError, parse_results
 
 QUICK_S = 30  # far longer than a refusal takes; a run that started a cluster would hang
 
@@ -242,7 +242,7 @@ def test_results_still_read_good_files_and_refuse_malformed_ones() -> None:
 
 async def test_a_command_with_an_infinite_metric_fails_its_task(tmp_path: Path) -> None:
     """The worker's command runner reports the refusal as the task's own failure."""
-    from dtf.task_command import run_command
+    from dtf.worker.command import run_command
 
     script = "import os; open(os.environ['DTF_RESULTS_FILE'], 'w').write('{\"x\": 1e999}')"
     outcome = await run_command(

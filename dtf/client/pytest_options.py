@@ -5,7 +5,7 @@ that summary: `-r` (which short-summary lines), `--durations`/`--durations-min`,
 `--verbosity`, `--no-fold-skipped`, `--force-short-summary`, `--tb=no` and `--no-summary`.
 pytest takes them from the config file's `addopts`, then `$PYTEST_ADDOPTS`, then its command
 line, the last value of an option winning (`_pytest.config.Config.parse`); the config file is
-found as pytest finds it (`dtf.pytest_config`).  Every other option is stepped over: it is
+found as pytest finds it (`dtf.client.pytest_config`).  Every other option is stepped over: it is
 for the workers' pytest, not for the summary.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from dtf.pytest_config import locate, split_addopts
+from dtf.client.pytest_config import locate, split_addopts
 
 _T = TypeVar("_T")
 

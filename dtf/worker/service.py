@@ -28,15 +28,15 @@ from pathlib import Path
 import msgspec
 
 from dtf.bundle import BundleCache
-from dtf.checkpoint import Checkpoints
 from dtf.core.state import evolve_task
 from dtf.errors import BundleError, ConcurrencyConflict, DtfError, StoreError
-from dtf.hardware import detect
-from dtf.interpreter import Interpreter, probe
 from dtf.nats.consumer import Consumer, Delivery
 from dtf.nats.store import EventStore
 from dtf.runner.pytest_session import PytestSession
-from dtf.task_command import run_command
+from dtf.worker.checkpoint import Checkpoints
+from dtf.worker.command import run_command
+from dtf.worker.hardware import detect
+from dtf.worker.interpreter import Interpreter, probe
 from events import topology
 from events.api import Heartbeat
 from events.catalogue import (

@@ -1,5 +1,5 @@
 """The command-line arguments of the analysis commands (`dtf replay`, `report`,
-`regressions`, `trends`, `errors`); `dtf.analysis_cli` runs them."""
+`regressions`, `trends`, `errors`); `dtf.cli.analysis` runs them."""
 
 from __future__ import annotations
 

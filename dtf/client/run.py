@@ -1,6 +1,6 @@
 """`dtf run`: collect, split, submit, follow the run live, summarise, exit like pytest.
 
-With no server configured it starts the embedded cluster (`dtf.local`) while collection
+With no server configured it starts the embedded cluster (`dtf.client.embedded`) while collection
 runs, and stops it at the end.
 """
 
@@ -20,24 +20,24 @@ from pathlib import Path
 import msgspec
 from rich.console import Console
 
-from dtf import outcomes, reports
 from dtf.bundle import upload
+from dtf.client import reports
+from dtf.client.embedded import LocalCluster, first_collection, start_local_server, start_sessions
+from dtf.client.options import RunOptions, check_flags
+from dtf.client.progress import RunProgress
+from dtf.client.summary import collection_interrupted, render_summary
 from dtf.config import Settings, server_url, servers
-from dtf.coordinator import Coordinator
-from dtf.core import splitting
+from dtf.coordinator.service import Coordinator
+from dtf.core import outcomes, splitting
 from dtf.core.requirements import satisfies
 from dtf.core.scheduling import strategy
 from dtf.core.state import TaskState, View
 from dtf.errors import ConfigError, DtfError, StoreError
-from dtf.hardware import detect
-from dtf.interpreter import probe
-from dtf.local import LocalCluster, first_collection, start_local_server, start_sessions
 from dtf.nats.store import EventStore, Recorded, Stored
-from dtf.progress import RunProgress
-from dtf.run_options import RunOptions, check_flags
 from dtf.runner.collect import Collection, collect, collection_of
 from dtf.runner.pytest_session import PytestSession
-from dtf.summary import collection_interrupted, render_summary
+from dtf.worker.hardware import detect
+from dtf.worker.interpreter import probe
 from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 from events.catalogue import (
     AnyEvent,
@@ -63,7 +63,7 @@ def options_from(settings: Settings, **cli) -> RunOptions:
     """Merge command-line values (None: not given) over `[tool.dtf]` settings.
 
     The settings were checked when they were loaded; the flags are checked here, by the same
-    rules (`dtf.run_options`).
+    rules (`dtf.client.options`).
     """
     check_flags(cli)
     merged = {

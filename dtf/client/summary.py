@@ -4,9 +4,9 @@ Sections come in pytest's order (`TerminalReporter.pytest_terminal_summary`): ER
 FAILURES, PASSES (-rP), XPASSES (-rX), "slowest N durations" (only with --durations),
 "short test summary info", then the final counts line between '=' rules, coloured as pytest
 colours it.  Which of them print follows pytest's own options as pytest would read them
-(`dtf.pytest_options`).  Every piece of test text goes through `rich.text.Text`, never console
-markup, so node ids such as "test_x[1]" print as they are; a console that is not a terminal
-gets plain text.
+(`dtf.client.pytest_options`).  Every piece of test text goes through `rich.text.Text`, never
+console markup, so node ids such as "test_x[1]" print as they are; a console that is not a
+terminal gets plain text.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from dtf import pytest_options
-from dtf.outcomes import count, format_duration, pytest_counts, summary_parts
-from dtf.pytest_options import SummaryOptions
-from dtf.summary_lines import error_phase, is_collector, short_summary_lines
+from dtf.client import pytest_options
+from dtf.client.pytest_options import SummaryOptions
+from dtf.client.summary_lines import error_phase, is_collector, short_summary_lines
+from dtf.core.outcomes import count, format_duration, pytest_counts, summary_parts
 from events.catalogue import CaseResult
 
 # pytest's `_color_for_type`; anything else is yellow.

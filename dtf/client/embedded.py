@@ -19,16 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dtf.interpreter import Interpreter
 from dtf.nats.server import LocalServer, start_server
 from dtf.nats.store import EventStore
 from dtf.runner.child.wire import Collected
 from dtf.runner.pytest_session import PytestSession
-from dtf.worker import WARM_UP_S, Worker
+from dtf.worker.interpreter import Interpreter
+from dtf.worker.service import WARM_UP_S, Worker
 
 # The loggers of the in-process workers: their warnings belong in the log file, not among
 # the run's results on the terminal.
-WORKER_LOGGERS = ("dtf.worker", "dtf.runner", "dtf.bundle", "dtf.checkpoint")
+WORKER_LOGGERS = ("dtf.worker", "dtf.runner", "dtf.bundle")
 STOP_WAIT_S = 5.0
 log = logging.getLogger(__name__)
 

@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--last", type=int, default=20, help="start N events back (default 20)")
     tail.add_argument("--subject", default="dtf.evt.>", help="filter (default dtf.evt.>)")
 
-    from dtf import analysis_cli
+    from dtf.cli import analysis as analysis_cli
 
     analysis_cli.add_commands(sub, _server_arg)
     return parser
@@ -237,7 +237,7 @@ async def _serve(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 
 
 async def _coordinator(args: argparse.Namespace) -> int:
-    from dtf.coordinator import Coordinator
+    from dtf.coordinator.service import Coordinator
     from dtf.nats.store import EventStore
 
     store = await EventStore.connect(_connect_url(args), name="dtf-coordinator")
@@ -287,9 +287,9 @@ async def _worker_admin(args: argparse.Namespace) -> int:
 
 
 async def _worker(args: argparse.Namespace) -> int:
-    from dtf.interpreter import probe, resolve
     from dtf.nats.store import EventStore
-    from dtf.worker import Worker
+    from dtf.worker.interpreter import probe, resolve
+    from dtf.worker.service import Worker
 
     if args.action:
         return await _worker_admin(args)
@@ -355,7 +355,7 @@ def _server(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, pytest_args: list[str], console: Console) -> int:
-    from dtf.run import RunClient, options_from
+    from dtf.client.run import RunClient, options_from
 
     try:
         req = requirements.parse(args.requires)
@@ -442,17 +442,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_worker(args))
         if args.cmd == "server":
             return _server(args)
-        from dtf import analysis_cli
+        from dtf.cli import analysis as analysis_cli
 
         if args.cmd in analysis_cli.COMMANDS:
             return analysis_cli.run(args, console, _connect_url)
-        from dtf import inspect
+        from dtf.cli import inspection as inspect
 
         urls = _connect_url(args)
         if args.cmd == "status":
             return asyncio.run(inspect.status(urls, console))
         if args.cmd == "show":
-            from dtf.analysis_cli import parse_age
+            from dtf.cli.analysis import parse_age
 
             now = time.time()
             since = now - parse_age(args.since, "--since") if args.since else None

@@ -1,7 +1,7 @@
 """The analysis commands of `dtf`: `replay` builds the DuckDB read model from the event
 stream; `report`, `regressions`, `trends` and `errors` read only that file (no server needed).
 
-`dtf/cli.py` calls `add_commands` (defined in `dtf.analysis_args`) while building its parser
+`dtf.cli.main` calls `add_commands` (defined in `dtf.cli.analysis_args`) while building its parser
 and `run` for any command in `COMMANDS`. Heavy imports (numpy, scipy, duckdb) happen inside
 the handlers so that `dtf run` does not pay for them.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from dtf.analysis_args import add_commands
+from dtf.cli.analysis_args import add_commands
 from dtf.errors import ConfigError
 
 __all__ = ["COMMANDS", "add_commands", "parse_age", "run"]
@@ -158,7 +158,7 @@ def _regressions(args: argparse.Namespace, console: Console) -> int:
         ]
     finally:
         con.close()
-    from dtf import analysis_views
+    from dtf.cli import analysis_views
     from projections import regressions
     from projections.report_json import dumps
 
@@ -198,7 +198,7 @@ def _trends(args: argparse.Namespace, console: Console) -> int:
     chosen = series.select(chosen, args.metric)
     if args.metric is not None and not chosen:
         raise ConfigError(f"no series of metric {args.metric!r} in {args.db}")
-    from dtf import analysis_views
+    from dtf.cli import analysis_views
     from projections import trends
     from projections.report_json import dumps
 
@@ -220,7 +220,7 @@ def _trends_of_file(args: argparse.Namespace, console: Console) -> int:
         if args.metric not in values:
             raise ConfigError(f"no series {args.metric!r} in {args.input}")
         values = {args.metric: values[args.metric]}
-    from dtf import analysis_views
+    from dtf.cli import analysis_views
     from projections import trends
     from projections.report_json import dumps
 
@@ -248,7 +248,7 @@ def _errors(args: argparse.Namespace, console: Console) -> int:
         rows = queries.errors(con, since=since)
     finally:
         con.close()
-    from dtf import analysis_views
+    from dtf.cli import analysis_views
     from projections import error_patterns
     from projections.report_json import dumps
 

@@ -17,16 +17,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from dtf.client.summary import counts_text
+from dtf.core.outcomes import count, pytest_counts
 from dtf.core.state import TaskState, View
-from dtf.outcomes import count, pytest_counts
-from dtf.summary import counts_text
 from events.catalogue import AnyEvent, CaseProgress, CaseResult
 
 
 def task_outcomes(task: TaskState, *, count_cases: bool) -> Counter[str]:
     """What a finished task adds to the run's counts, counted as the final line counts.
 
-    A command task counts as one case, as `dtf.run.RunClient._command_case` reports it: the
+    A command task counts as one case, as `dtf.client.run.RunClient._command_case` reports it: the
     outcome of its result when it completed, else an error.
     """
     if not task.terminal:

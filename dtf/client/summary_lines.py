@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from rich.cells import cell_len
 from rich.text import Text
 
-from dtf.pytest_options import SummaryOptions
+from dtf.client.pytest_options import SummaryOptions
 from events.catalogue import CaseResult
 
 # A worker names the phase an item errored in: "error in setup: RuntimeError: ..."
