@@ -374,9 +374,7 @@ def test_workers_report_each_test_as_it_ends(cluster: Cluster, tmp_path: Path) -
     async def scenario() -> None:
         store = await EventStore.connect(cluster.url)
         try:
-            notes = await store.listen(
-                "dtf.progress.>", lambda _s, _d: arrivals.append("note")
-            )
+            notes = await store.listen("dtf.progress.>", lambda _s, _d: arrivals.append("note"))
 
             def on_event(rec) -> None:
                 if type(getattr(rec, "event", None)).__name__ == "TaskCompleted":
