@@ -8,15 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from projections.aggregate import (
-    FAILING,
-    BestConfiguration,
-    ItemStats,
-    MetricStats,
-    best_configurations,
-    item_stats,
-    metric_stats,
-)
 from projections.queries import CaseRow, ResultRow, RunRow
 from projections.series import duration_series, metric_series
 from projections.series_analysis import (
@@ -24,6 +15,15 @@ from projections.series_analysis import (
     DEFAULT_Z_THRESHOLD,
     SeriesAnalysis,
     analyse_all,
+)
+from projections.summaries import (
+    FAILING,
+    BestConfiguration,
+    ItemStats,
+    MetricStats,
+    best_configurations,
+    item_stats,
+    metric_stats,
 )
 
 DEFAULT_TOP = 10

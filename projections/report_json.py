@@ -10,10 +10,10 @@ import json
 import math
 from typing import Any
 
-from projections.aggregate import BestConfiguration, Configuration, ItemStats
 from projections.analytics.stats import Summary
 from projections.report import Report
 from projections.series_analysis import SeriesAnalysis
+from projections.summaries import BestConfiguration, Configuration, ItemStats
 from projections.trends import point_json
 
 SCHEMA = 1

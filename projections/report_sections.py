@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from projections import display
-from projections.aggregate import BestConfiguration, ItemStats, MetricStats
 from projections.report import Report
 from projections.series_analysis import SeriesAnalysis
+from projections.summaries import BestConfiguration, ItemStats, MetricStats
 
 Table = tuple[list[str], list[list[str]]]
 

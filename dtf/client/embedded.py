@@ -53,7 +53,7 @@ async def first_collection(sessions: Sequence[PytestSession]) -> Collected | Non
 
 
 @dataclass
-class LocalCluster:
+class EmbeddedCluster:
     """Owns the server, the log directory, and the in-process workers with their stores."""
 
     server: LocalServer
@@ -132,9 +132,9 @@ class LocalCluster:
         self._handler = handler
 
 
-def start_local_server() -> LocalCluster:
+def start_local_server() -> EmbeddedCluster:
     """The embedded server (lazy fsync: its store is a temporary directory deleted after the
     run, so fsync would buy nothing), with no workers yet."""
     log_dir = Path(tempfile.mkdtemp(prefix="dtf-logs-"))
     server = start_server(log_file=log_dir / "nats-server.log", durable=False)
-    return LocalCluster(server, log_dir)
+    return EmbeddedCluster(server, log_dir)

@@ -22,7 +22,12 @@ from rich.console import Console
 
 from dtf.bundle import upload
 from dtf.client import reports
-from dtf.client.embedded import LocalCluster, first_collection, start_local_server, start_sessions
+from dtf.client.embedded import (
+    EmbeddedCluster,
+    first_collection,
+    start_local_server,
+    start_sessions,
+)
 from dtf.client.options import RunOptions, check_flags
 from dtf.client.progress import RunProgress
 from dtf.client.summary import collection_interrupted, render_summary
@@ -92,7 +97,7 @@ class RunClient:
         self.run_id = new_run_id()
         self.actor = f"client-{socket.gethostname()}-{os.getpid()}"
         self.view = View()
-        self.cluster: LocalCluster | None = None
+        self.cluster: EmbeddedCluster | None = None
         self.finished = asyncio.Event()
         self.progress: RunProgress | None = None
         self.unrunnable: list[CaseResult] = []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .batch_loop import BatchLoop
-from .collector import CollectReport
+from .collector import CollectionRecorder
 from .lifeline import exit_with_parent
 from .wire import FDS_ENV, OUT_ENV, PARENT_ENV
 
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_with_parent(int(parent))
     plugin: object
     if mode == "collect":
-        plugin = CollectReport(Path(os.environ.pop(OUT_ENV)))
+        plugin = CollectionRecorder(Path(os.environ.pop(OUT_ENV)))
         extra = ["--collect-only", "-q"]
     elif mode == "session":
         command_fd, result_fd = (int(fd) for fd in os.environ.pop(FDS_ENV).split(","))

@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from .collector import CollectReport
+from .collector import CollectionRecorder
 from .item_outcome import combine
 from .wire import BatchDone, CaseDone, ChildMessage, Ready, RunBatch, WireCase, decode, encode
 
@@ -32,10 +32,10 @@ class BatchLoop:
         self._result_fd = result_fd
         # What collect mode reports, kept here too: import failures explain missing node
         # ids, and the whole collection lets an early session stand in for a collect run.
-        self._collection = CollectReport(None)
+        self._collection = CollectionRecorder(None)
         self._reports: list[pytest.TestReport] = []
 
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+    def pytest_collectreport(self, report: pytest.CollectionRecorder) -> None:
         """Runs after each collector (directory, module, class)."""
         self._collection.pytest_collectreport(report)
 

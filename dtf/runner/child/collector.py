@@ -12,7 +12,7 @@ from .requirements import MarkerError, requirements_of
 from .wire import Collected, WireCase, WireItem
 
 
-class CollectReport:
+class CollectionRecorder:
     """Owns the collection errors and collector skips seen so far, and the output path (None:
     a session's, which sends the collection itself)."""
 
@@ -21,7 +21,7 @@ class CollectReport:
         self._skipped: list[WireCase] = []
         self._errors: list[WireCase] = []
 
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+    def pytest_collectreport(self, report: pytest.CollectionRecorder) -> None:
         """Runs after each collector (directory, module, class); keeps failures and skips."""
         if report.failed:
             self._errors.append(collect_error(report))
@@ -52,7 +52,7 @@ class CollectReport:
         return self._errors
 
 
-def collect_error(report: pytest.CollectReport) -> WireCase:
+def collect_error(report: pytest.CollectionRecorder) -> WireCase:
     """A failed collector as an error case carrying pytest's text."""
     text = str(report.longrepr)
     return WireCase(

@@ -1,4 +1,4 @@
-"""Aggregates per test item and per benchmark metric, and the best configuration of each
+"""Summaries per test item and per benchmark metric, and the best configuration of each
 benchmark. Pure functions over the rows of `projections.queries`.
 
 - A test item is flaky when it both passed and failed (or errored) on the same commit; rows
