@@ -17,6 +17,8 @@ import re
 
 from events.catalogue import (
     AnyEvent,
+    OfTask,
+    OfWorker,
     RunCancelRequested,
     RunFinished,
     RunSubmitted,
@@ -121,46 +123,41 @@ def aggregate_of(subject: str) -> str | None:
     return f"{tokens[2]}:{'.'.join(tokens[3:depth])}"
 
 
+# The last token(s) of each event's subject; assignments add the worker's id after theirs.
+_SUFFIX: dict[type, str] = {
+    RunSubmitted: "submitted",
+    RunCancelRequested: "cancel_requested",
+    RunFinished: "finished",
+    TaskQueued: "queued",
+    TaskAssigned: "assigned",
+    TaskSpeculated: "assigned",
+    TaskStarted: "started",
+    TaskCompleted: "completed",
+    TaskFailed: "failed",
+    TaskCancelled: "cancelled",
+    TaskRetryScheduled: "retry_scheduled",
+    TaskCheckpointed: "checkpointed",
+    TaskResultSuperseded: "superseded",
+    WorkerRegistered: "registered",
+    WorkerDraining: "draining",
+    WorkerStopped: "stopped",
+    WorkerLost: "lost",
+    WorkerQuarantined: "quarantined",
+    WorkerEnabled: "enabled",
+    WorkerDisabled: "disabled",
+    WorkerDrainRequested: "drain_requested",
+}
+
+
 def subject_of(event: AnyEvent) -> str:
-    match event:
-        case RunSubmitted(run_id=r):
-            return run_subject(r, "submitted")
-        case RunCancelRequested(run_id=r):
-            return run_subject(r, "cancel_requested")
-        case RunFinished(run_id=r):
-            return run_subject(r, "finished")
-        case TaskQueued(task_id=t):
-            return task_subject(t, "queued")
-        case TaskAssigned(task_id=t, worker_id=w) | TaskSpeculated(task_id=t, worker_id=w):
-            return task_subject(t, f"assigned.{w}")
-        case TaskStarted(task_id=t):
-            return task_subject(t, "started")
-        case TaskCompleted(task_id=t):
-            return task_subject(t, "completed")
-        case TaskFailed(task_id=t):
-            return task_subject(t, "failed")
-        case TaskCancelled(task_id=t):
-            return task_subject(t, "cancelled")
-        case TaskRetryScheduled(task_id=t):
-            return task_subject(t, "retry_scheduled")
-        case TaskCheckpointed(task_id=t):
-            return task_subject(t, "checkpointed")
-        case TaskResultSuperseded(task_id=t):
-            return task_subject(t, "superseded")
-        case WorkerRegistered(worker_id=w):
-            return worker_subject(w, "registered")
-        case WorkerDraining(worker_id=w):
-            return worker_subject(w, "draining")
-        case WorkerStopped(worker_id=w):
-            return worker_subject(w, "stopped")
-        case WorkerLost(worker_id=w):
-            return worker_subject(w, "lost")
-        case WorkerQuarantined(worker_id=w):
-            return worker_subject(w, "quarantined")
-        case WorkerEnabled(worker_id=w):
-            return worker_subject(w, "enabled")
-        case WorkerDisabled(worker_id=w):
-            return worker_subject(w, "disabled")
-        case WorkerDrainRequested(worker_id=w):
-            return worker_subject(w, "drain_requested")
-    raise TypeError(f"not an event: {event!r}")
+    """The subject an event is stored under (a table lookup: every reader checks it)."""
+    suffix = _SUFFIX.get(type(event))
+    if suffix is None:
+        raise TypeError(f"not an event: {event!r}")
+    if isinstance(event, OfTask):
+        if isinstance(event, TaskAssigned | TaskSpeculated):
+            return f"{ROOT}.task.{event.task_id}.assigned.{event.worker_id}"
+        return f"{ROOT}.task.{event.task_id}.{suffix}"
+    if isinstance(event, OfWorker):
+        return f"{ROOT}.worker.{event.worker_id}.{suffix}"
+    return f"{ROOT}.run.{event.run_id}.{suffix}"
