@@ -8,7 +8,7 @@ the leader's key has expired.
 
 The bucket has no limit markers: with markers, an expired key leaves a marker and `create`
 fails until the marker expires too (nats-server #6712); without them, creating an expired key
-works, which `tests/test_lease.py` checks.
+works, which `tests/integration/test_lease.py` checks.
 
 The lease alone does not make double assignment impossible (two processes may both believe
 they lead for a moment); the per-task expected-sequence check does.  The lease keeps that

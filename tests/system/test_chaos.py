@@ -1,6 +1,6 @@
 """Chaos: kill workers and the leading coordinator for real, freeze a worker past its TTL.
 
-Each test asserts the exactly-once property from the event log (tests/audit.py), not just a
+Each test asserts the exactly-once property from the event log (tests/support/audit.py), not just a
 final count.
 """
 
@@ -19,8 +19,9 @@ from dtf.errors import StoreError
 from dtf.nats.lease import LEADER_BUCKET, LEADER_KEY
 from dtf.nats.store import EventStore
 from events.catalogue import TaskResultSuperseded, TaskStarted, WorkerLost
-from tests.audit import check_exactly_once
-from tests.conftest import Cluster, eventually, project
+from tests.support.audit import check_exactly_once
+from tests.support.cluster import Cluster, project
+from tests.support.polling import eventually
 
 SLOW_SUITE = {
     f"test_m{m}.py": "import time, pytest\n\n@pytest.mark.parametrize('n', range(4))\n"
@@ -185,7 +186,7 @@ def test_two_coordinators_started_at_the_same_instant(cluster: Cluster, tmp_path
 
 def test_nats_node_stopped_mid_run(nats3, tmp_path: Path) -> None:
     """One node of a 3-node cluster goes away mid-run; clients carry on with the others."""
-    from tests.conftest import Cluster
+    from tests.support.cluster import Cluster
 
     urls = ",".join(n.url for n in nats3)
     c = Cluster(urls, tmp_path)

@@ -21,8 +21,9 @@ from dtf.nats.store import EventStore, Recorded, Rejected, Stored
 from events import topology
 from events.api import PLAN_SUBJECT, PlanReply
 from events.catalogue import RunSubmitted, TaskQueued, TaskStarted
-from tests.audit import check_exactly_once
-from tests.conftest import PY, Cluster, eventually, project
+from tests.support.audit import check_exactly_once
+from tests.support.cluster import PY, Cluster, project
+from tests.support.polling import eventually
 
 SUITE = {
     f"test_p{m}.py": "import time, pytest\n\n@pytest.mark.parametrize('n', range(3))\n"

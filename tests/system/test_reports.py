@@ -29,7 +29,7 @@ from dtf.client.reports import junit_names, read_json, write_json, write_junit_x
 from dtf.client.summary import collection_interrupted, main_color, render_summary, rule
 from dtf.core.outcomes import count, exit_code, summary_line
 from events.catalogue import CaseResult, Outcome
-from tests.reference import summary_sections
+from tests.support.plain_pytest import summary_sections
 
 MIXED_SUITE = """
     import pytest

@@ -12,7 +12,6 @@ import copy
 import itertools
 import json
 from collections.abc import Iterable
-from pathlib import Path
 
 from dtf.core import decisions
 from dtf.core.scheduling import strategy
@@ -37,8 +36,8 @@ from events.catalogue import (
     WorkerRegistered,
 )
 from events.codec import decode
+from tests.support.paths import EVENTS_FIXTURE
 
-FIXTURE = Path(__file__).parent / "fixtures" / "events.jsonl"
 CAPS = Capabilities(platform="linux", hostname="h", cpus=4, memory_gb=16)
 
 
@@ -247,7 +246,7 @@ def test_the_backstop_times_out_a_silent_attempt_once() -> None:
 def test_a_recorded_log_replays_through_the_rules() -> None:
     """At each event the real coordinator wrote, the rules decide an event of that kind for
     that aggregate, from the log before it and at its time."""
-    records = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+    records = [json.loads(line) for line in EVENTS_FIXTURE.read_text().splitlines()]
     view = View()
     checked = 0
     for record in records:

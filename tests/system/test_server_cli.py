@@ -16,8 +16,7 @@ import psutil
 import pytest
 
 from dtf.nats.server import free_port, last_log_line
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 def listening(port: int) -> bool:

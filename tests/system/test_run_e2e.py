@@ -15,10 +15,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import eventually
-from tests.reference import run_plain_pytest
+from tests.support.paths import TESTS
+from tests.support.plain_pytest import run_plain_pytest
+from tests.support.polling import eventually
 
-HERE = Path(__file__).parent
+HERE = TESTS
 SAMPLE = HERE / "sample_suite"
 DTF = [sys.executable, "-m", "dtf"]
 

@@ -11,7 +11,7 @@ from dtf.nats.store import EventStore, Recorded, Rejected, Stored
 from events.catalogue import TaskAssigned, TaskQueued, TaskStarted
 from events.codec import encode
 from events.subjects import task_subject
-from tests.conftest import eventually_async
+from tests.support.polling import eventually_async
 
 
 def queued(task_id: str = "r1.0", eid: str = "e1") -> TaskQueued:

@@ -8,7 +8,7 @@ import asyncio
 from dtf.client.run import _cluster_state, stall_notice
 from dtf.nats.lease import LEADER_KEY, Lease, holder, leader_bucket
 from dtf.nats.store import EventStore
-from tests.conftest import eventually_async
+from tests.support.polling import eventually_async
 
 TTL = 1.0
 

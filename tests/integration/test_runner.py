@@ -1,7 +1,7 @@
 """dtf.runner against real pytest processes: collection, persistent sessions, crashes.
 
 The sample suites under tests/sample_suite and tests/sample_crash are run both by plain
-pytest (tests/reference.py reads its output) and by dtf, and must agree item by item.
+pytest (tests/support/plain_pytest.py reads its output) and by dtf, and must agree item by item.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from dtf.runner.child.failure_text import LONGREPR_LIMIT, truncate_middle
 from dtf.runner.collect import Collection, collect
 from dtf.runner.pytest_session import PytestSession, SessionResult
 from events.catalogue import Requirements
-from tests.conftest import eventually_async
-from tests.reference import run_plain_pytest
+from tests.support.paths import ROOT
+from tests.support.plain_pytest import run_plain_pytest
+from tests.support.polling import eventually_async
 
-ROOT = Path(__file__).resolve().parent.parent
 SUITE = "tests/sample_suite"
 CRASH = "tests/sample_crash"
 OUTCOMES = f"{SUITE}/test_outcomes.py"

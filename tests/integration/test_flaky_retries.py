@@ -33,8 +33,8 @@ from events.codec import encode
 from events.subjects import subject_of
 from projections.projector import Projector
 from projections.stream_reader import Delivered
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "6c1fac46a21045fa65fbc2a956182c6ecc45819e"
 LOST = tuple(f"tests/test_lost.py::test_{i}" for i in range(3))  # held by the worker that died
 HUNG = ("tests/test_hang.py::test_hangs", "tests/test_hang.py::test_after")

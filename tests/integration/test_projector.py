@@ -38,17 +38,14 @@ from events.subjects import subject_of
 from projections import projector
 from projections.projection import registry
 from projections.projector import Projector, replay
-from tests.conftest import eventually_async
-
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = Path(__file__).parent / "fixtures" / "events.jsonl"
-
+from tests.support.paths import EVENTS_FIXTURE, ROOT
+from tests.support.polling import eventually_async
 
 # --- helpers ----------------------------------------------------------------------------
 
 
 def fixture_messages() -> list[tuple[str, bytes]]:
-    lines = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+    lines = [json.loads(line) for line in EVENTS_FIXTURE.read_text().splitlines()]
     return [(line["subject"], json.dumps(line["event"]).encode()) for line in lines]
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from projections.schema import TABLES
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = time.time()
 HISTORY = 30  # runs; the first 20 on main, the last 10 on a branch that regressed latency
 REGRESSED_FROM = 20

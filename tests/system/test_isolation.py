@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, project
-from tests.reference import run_plain_pytest
+from tests.support.cluster import Cluster, project
+from tests.support.paths import ROOT as REPO
+from tests.support.plain_pytest import run_plain_pytest
 
-REPO = Path(__file__).resolve().parents[1]
 # Fixture-only plugins that dtf's dependencies bring and that change no test's outcome:
 # platformdirs (required by textual) adds the `platformdirs_isolated` fixture.
 HARMLESS_PLUGINS = {"platformdirs"}

@@ -2,8 +2,9 @@
 
 Each scenario runs one small suite twice, with plain `python -m pytest` and with the real
 `dtf run` CLI on two local workers, both 100 columns wide, and compares the ends of their
-output.  The differences that remain are dtf's one outcome per item (see tests/reference.py):
-pytest counts an item whose teardown errored twice and lists its call outcome as well.
+output.  The differences that remain are dtf's one outcome per item (see
+tests/support/plain_pytest.py): pytest counts an item whose teardown errored twice and lists
+its call outcome as well.
 Timings are not compared, and skips are compared without line numbers, which workers do not
 send yet.  Also here: the width rule, and the live counts using the final line's words.
 """
@@ -39,9 +40,10 @@ from events.catalogue import (
     TaskRetryScheduled,
     TaskStarted,
 )
-from tests.reference import parse_counts, summary_sections
+from tests.support.paths import TESTS
+from tests.support.plain_pytest import parse_counts, summary_sections
 
-HERE = Path(__file__).parent
+HERE = TESTS
 WIDTH = "100"
 
 ERRORS_SUITE = """

@@ -12,7 +12,8 @@ import psutil
 
 from dtf.nats.store import EventStore
 from events.catalogue import TaskAssigned
-from tests.conftest import PY, Cluster, eventually, eventually_async, project
+from tests.support.cluster import PY, Cluster, project
+from tests.support.polling import eventually, eventually_async
 
 
 def dtf(*args: str, cluster: Cluster, cwd: Path) -> subprocess.CompletedProcess[str]:
