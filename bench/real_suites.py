@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.reference import run_plain_pytest  # noqa: E402
+from tests.support.plain_pytest import run_plain_pytest  # noqa: E402
 
 # Name, version: each project's own sdist carries its tests (wheels do not).
 SUITES = {
