@@ -8,9 +8,9 @@ failures, benchmark metrics and workers coming and going), then measures
 
   1. the raw read rate of nats-py's ordered push consumer with a callback that only counts
      messages (no decoding, no DuckDB), before and after the rebuild;
-  2. the full rebuild, `projections.projector.replay(rebuild=True)` into a new DuckDB file,
+  2. the full rebuild, `projections.pipeline.projector.replay(rebuild=True)` into a new DuckDB file,
      in a child process (so its peak RSS is its own); the projector reads the stream through
-     its own child process (`projections.stream_reader`), whose peak RSS is shown apart,
+     its own child process (`projections.pipeline.stream_reader`), whose peak RSS is shown apart,
 
 and prints events, seconds, events/s, the ratio to the raw read rate and the peak RSS.
 Publishing speed is not measured.  Goal: >= 60,000 events/s end to end.  On 2 cores that
@@ -60,7 +60,7 @@ from events.catalogue import (
 )
 from events.codec import encode
 from events.subjects import subject_of
-from projections.projector import replay
+from projections.pipeline.projector import replay
 
 PUBLISH_WINDOW = 20_000
 FAILURE_MESSAGES = (

@@ -57,7 +57,7 @@ def _replay(args: argparse.Namespace, console: Console, connect_url: ConnectUrl)
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from projections.projector import replay
+    from projections.pipeline.projector import replay
 
     urls = connect_url(args)
     with Progress(
@@ -104,20 +104,20 @@ def _replay(args: argparse.Namespace, console: Console, connect_url: ConnectUrl)
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
-    from projections import queries
+    from projections.queries import read
 
     if args.top < 0 or args.horizon < 1 or args.z_threshold <= 0:
         raise ConfigError("--top must be >= 0, --horizon >= 1 and --z-threshold > 0")
     now = time.time()
     since = now - parse_age(args.since, "--since") if args.since else None
-    con = queries.open_db(args.db)
+    con = read.open_db(args.db)
     try:
-        rows = queries.runs(con), queries.cases(con, since=since), queries.results(con, since=since)
+        rows = read.runs(con), read.cases(con, since=since), read.results(con, since=since)
     finally:
         con.close()
-    from projections import report, report_html, report_json, report_md
+    from projections.reports import content, html, json_doc, markdown
 
-    built = report.build(
+    built = content.build(
         *rows,
         database=str(args.db),
         generated_at=now,
@@ -126,7 +126,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         z_threshold=args.z_threshold,
         horizon=args.horizon,
     )
-    writers = {"md": report_md.render, "json": report_json.render, "html": report_html.render}
+    writers = {"md": markdown.render, "json": json_doc.render, "html": html.render}
     text = writers[args.format](built)
     if args.output is None:
         sys.stdout.write(text)
@@ -140,27 +140,27 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _regressions(args: argparse.Namespace, console: Console) -> int:
-    from projections import queries, refs
+    from projections.queries import read, refs
 
     if not 0 < args.alpha < 1:
         raise ConfigError("--alpha must be between 0 and 1")
     if args.threshold < 0:
         raise ConfigError("--threshold must not be negative")
-    con = queries.open_db(args.db)
+    con = read.open_db(args.db)
     try:
-        runs = queries.runs(con)
+        runs = read.runs(con)
         base = refs.resolve(args.baseline, runs, latest=args.runs)
         cand = refs.resolve(args.candidate, runs, latest=args.runs)
         refs.check_disjoint(base, cand)
         rows = [
-            (queries.results(con, run_ids=s.run_ids), queries.cases(con, run_ids=s.run_ids))
+            (read.results(con, run_ids=s.run_ids), read.cases(con, run_ids=s.run_ids))
             for s in (base, cand)
         ]
     finally:
         con.close()
     from dtf.cli import analysis_views
-    from projections import regressions
-    from projections.report_json import dumps
+    from projections.queries import regressions
+    from projections.reports.json_doc import dumps
 
     baseline, candidate = (regressions.samples(*side) for side in rows)
     changes = regressions.compare(
@@ -184,14 +184,14 @@ def _regressions(args: argparse.Namespace, console: Console) -> int:
 def _trends(args: argparse.Namespace, console: Console) -> int:
     if args.input is not None:
         return _trends_of_file(args, console)
-    from projections import queries, series
+    from projections.queries import read, series
 
     if args.min_points < 1:
         raise ConfigError("--min-points must be at least 1")
-    con = queries.open_db(args.db)
+    con = read.open_db(args.db)
     try:
-        chosen = series.metric_series(queries.results(con)) + series.duration_series(
-            queries.cases(con), min_points=args.min_points
+        chosen = series.metric_series(read.results(con)) + series.duration_series(
+            read.cases(con), min_points=args.min_points
         )
     finally:
         con.close()
@@ -199,8 +199,8 @@ def _trends(args: argparse.Namespace, console: Console) -> int:
     if args.metric is not None and not chosen:
         raise ConfigError(f"no series of metric {args.metric!r} in {args.db}")
     from dtf.cli import analysis_views
-    from projections import trends
-    from projections.report_json import dumps
+    from projections.queries import trends
+    from projections.reports.json_doc import dumps
 
     changes = trends.of_series(chosen)
     if args.format == "json":
@@ -213,7 +213,7 @@ def _trends(args: argparse.Namespace, console: Console) -> int:
 
 
 def _trends_of_file(args: argparse.Namespace, console: Console) -> int:
-    from projections import trend_input
+    from projections.queries import trend_input
 
     values = trend_input.load(args.input)
     if args.metric is not None:
@@ -221,8 +221,8 @@ def _trends_of_file(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError(f"no series {args.metric!r} in {args.input}")
         values = {args.metric: values[args.metric]}
     from dtf.cli import analysis_views
-    from projections import trends
-    from projections.report_json import dumps
+    from projections.queries import trends
+    from projections.reports.json_doc import dumps
 
     found = trends.of_values(values)
     if args.format == "json":
@@ -235,7 +235,7 @@ def _trends_of_file(args: argparse.Namespace, console: Console) -> int:
 
 
 def _errors(args: argparse.Namespace, console: Console) -> int:
-    from projections import queries
+    from projections.queries import read
 
     window = parse_age(args.window, "--window")
     if not 0 < args.similarity <= 1:
@@ -243,14 +243,14 @@ def _errors(args: argparse.Namespace, console: Console) -> int:
     if args.min_count < 1:
         raise ConfigError("--min-count must be at least 1")
     since = time.time() - window
-    con = queries.open_db(args.db)
+    con = read.open_db(args.db)
     try:
-        rows = queries.errors(con, since=since)
+        rows = read.errors(con, since=since)
     finally:
         con.close()
     from dtf.cli import analysis_views
-    from projections import error_patterns
-    from projections.report_json import dumps
+    from projections.queries import error_patterns
+    from projections.reports.json_doc import dumps
 
     found = error_patterns.patterns(rows, threshold=args.similarity, min_count=args.min_count)
     if args.format == "json":

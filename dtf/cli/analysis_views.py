@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from projections import display
 from projections.analytics.changepoint import ChangePoint
-from projections.error_patterns import Pattern
-from projections.refs import Selection
-from projections.regressions import MetricChange
+from projections.queries.error_patterns import Pattern
+from projections.queries.refs import Selection
+from projections.queries.regressions import MetricChange
+from projections.reports import display
 
 VERDICT_STYLE = {"regression": "bold red", "improvement": "green", "unchanged": ""}
 # Wide enough that a table written to a file or pipe keeps one row per line.

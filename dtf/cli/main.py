@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from dtf import __version__
-from dtf.config import load_settings, server_url, servers
+from dtf.client.config import load_settings, server_url, servers
 from dtf.core import requirements
 from dtf.core.scheduling import DEFAULT_STRATEGY, STRATEGIES, strategy
 from dtf.errors import ConfigError, DtfError, StoreError

@@ -23,8 +23,9 @@ from dtf.nats.server import LocalServer, start_server
 from dtf.nats.store import EventStore
 from dtf.runner.child.wire import Collected
 from dtf.runner.pytest_session import PytestSession
+from dtf.worker.execution import WARM_UP_S
 from dtf.worker.interpreter import Interpreter
-from dtf.worker.service import WARM_UP_S, Worker
+from dtf.worker.service import Worker
 
 # The loggers of the in-process workers: their warnings belong in the log file, not among
 # the run's results on the terminal.

@@ -18,7 +18,7 @@ from dtf.core.scheduling import STRATEGIES
 from dtf.errors import ConfigError
 from events.catalogue import Requirements
 
-# Read models store a priority as a 32-bit INTEGER (projections/schema.py).
+# Read models store a priority as a 32-bit INTEGER (projections/pipeline/schema.py).
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 # Embedded workers are processes on this machine, started one by one: a typo such as
 # `workers = 40000` would start until the machine gives out rather than fail.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from rich.console import Console
 
 from dtf.bundle import upload
 from dtf.client import reports
+from dtf.client.config import Settings, server_url, servers
 from dtf.client.embedded import (
     EmbeddedCluster,
     first_collection,
@@ -31,10 +31,9 @@ from dtf.client.embedded import (
 from dtf.client.options import RunOptions, check_flags
 from dtf.client.progress import RunProgress
 from dtf.client.summary import collection_interrupted, render_summary
-from dtf.config import Settings, server_url, servers
+from dtf.client.tasks import queued_tasks
 from dtf.coordinator.service import Coordinator
-from dtf.core import outcomes, splitting
-from dtf.core.requirements import satisfies
+from dtf.core import outcomes
 from dtf.core.scheduling import strategy
 from dtf.core.state import TaskState, View
 from dtf.errors import ConfigError, DtfError, StoreError
@@ -48,13 +47,11 @@ from events.catalogue import (
     AnyEvent,
     CaseProgress,
     CaseResult,
-    Requirements,
     RunCancelRequested,
     RunFinished,
     RunSubmitted,
-    TaskQueued,
 )
-from events.subjects import run_progress, run_subject, run_tasks, task_id
+from events.subjects import run_progress, run_subject, run_tasks
 
 STALL_NOTICE_S = 15.0
 CANCEL_WRITE_S = 0.5  # how long Ctrl-C waits to record the cancellation on a real cluster
@@ -217,78 +214,6 @@ class RunClient:
             )
             return PlanReply({}, 4, 0)
 
-    def _tasks(
-        self, collection: Collection | None, plan: PlanReply, bundle: str
-    ) -> list[TaskQueued]:
-        opts = self.opts
-        common = {
-            "run_id": self.run_id,
-            "priority": opts.priority,
-            "timeout": opts.timeout,
-            "max_attempts": opts.max_attempts,
-            "reruns": opts.reruns,
-            "bundle": bundle,
-        }
-        tasks: list[TaskQueued] = []
-        if collection is None:
-            argvs = [shlex.split(c) for c in opts.commands] * max(1, opts.repeat)
-            for n, argv in enumerate(argvs):
-                tasks.append(
-                    _event(
-                        TaskQueued,
-                        self.actor,
-                        task_id=task_id(self.run_id, n),
-                        kind="command",
-                        argv=tuple(argv),
-                        requirements=opts.requires,
-                        **common,
-                    )
-                )
-            return tasks
-        items = [
-            splitting.Item(i.nodeid, i.path, _merge(i.requirements, opts.requires))
-            for i in collection.items
-        ]
-        plans = splitting.split(
-            items, slots=max(1, plan.slots), mode=opts.split, durations=plan.durations
-        )  # type: ignore[arg-type]
-        args = tuple([*opts.paths, *opts.pytest_args])
-        if self.cluster is not None:
-            plans = self._runnable_locally(plans)
-        for n, p in enumerate(plans):
-            tasks.append(
-                _event(
-                    TaskQueued,
-                    self.actor,
-                    task_id=task_id(self.run_id, n),
-                    kind="pytest",
-                    nodeids=p.nodeids,
-                    requirements=p.requirements,
-                    expected_duration=p.expected,
-                    args=args,
-                    **common,
-                )
-            )
-        return tasks
-
-    def _runnable_locally(self, plans: list[splitting.TaskPlan]) -> list[splitting.TaskPlan]:
-        """Embedded workers are this machine: tests needing hardware it lacks are skipped.
-
-        Waiting would never end, and failing would fail every run on a laptop for a GPU test.
-        """
-        caps = detect(tuple(self.opts.labels))
-        keep = []
-        for plan in plans:
-            if satisfies(caps, plan.requirements):
-                keep.append(plan)
-                continue
-            need = msgspec.json.encode(plan.requirements).decode()
-            self.unrunnable.extend(
-                CaseResult(n, "skipped", message=f"needs {need}; this machine does not have it")
-                for n in plan.nodeids
-            )
-        return keep
-
     async def _submit_and_follow(
         self, store: EventStore, collection: Collection | None, workers: int, started: float
     ) -> int:
@@ -297,7 +222,11 @@ class RunClient:
         bundle = "" if self.cluster is not None else await upload(store, opts.root)
         nodeids = [i.nodeid for i in collection.items] if collection else []
         plan = await self._plan(store, nodeids, workers)
-        tasks = self._tasks(collection, plan, bundle)
+        local = detect(tuple(opts.labels)) if self.cluster is not None else None
+        tasks, unrunnable = queued_tasks(
+            opts, self.run_id, self.actor, collection, plan, bundle, local=local
+        )
+        self.unrunnable.extend(unrunnable)
         precollected = (*collection.precollected, *self.unrunnable) if collection else ()
         total = sum(len(t.nodeids) for t in tasks) + len(precollected) if collection else len(tasks)
         submitted = _event(
@@ -450,14 +379,6 @@ def git_labels(root: Path) -> dict[str, str]:
         if out.returncode == 0 and out.stdout.strip():
             labels[key] = out.stdout.strip()
     return labels
-
-
-def _merge(a: Requirements, b: Requirements) -> Requirements:
-    """Requirements from a marker, tightened by those given on the command line."""
-    if b == Requirements():
-        return a
-    fields = {f: getattr(b, f) or getattr(a, f) for f in a.__struct_fields__ if f != "labels"}
-    return Requirements(labels=tuple(sorted({*a.labels, *b.labels})), **fields)
 
 
 async def _cluster_state(store: EventStore) -> tuple[str | None, int | None]:

@@ -28,8 +28,8 @@ from dtf.core.decisions import STRAGGLER_AFTER_S
 from dtf.core.scheduling import Strategy
 from dtf.core.state import View
 from dtf.errors import ConcurrencyConflict, StoreError
-from dtf.nats.lease import DEFAULT_TTL_S, Lease
-from dtf.nats.store import EventStore
+from dtf.nats.lease import DEFAULT_TTL_S
+from dtf.nats.protocol import EventLog, Lease
 from events import topology
 from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 from events.catalogue import (
@@ -56,7 +56,7 @@ class Coordinator:
 
     def __init__(
         self,
-        store: EventStore,
+        store: EventLog,
         strategy: Strategy,
         *,
         coordinator_id: str | None = None,
@@ -64,6 +64,7 @@ class Coordinator:
         lease_ttl: float = DEFAULT_TTL_S,
         straggler_after: float = STRAGGLER_AFTER_S,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
@@ -72,12 +73,13 @@ class Coordinator:
         self.lost_after = lost_after
         self.lease_ttl = lease_ttl
         self.straggler_after = straggler_after
-        self.clock = clock
+        self.clock = clock  # event times and retry backoffs (epoch seconds)
+        self.monotonic = monotonic  # heartbeat silences: immune to the wall clock's jumps
         self.rng = rng or random.Random()
         self.view = View()
         self.lease: Lease | None = None
         self.last_beat: dict[str, float] = {}  # worker id -> monotonic time of last heartbeat
-        self.last_any_beat = time.monotonic()  # the last heartbeat of any worker
+        self.last_any_beat = self.monotonic()  # the last heartbeat of any worker
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._delayed: set[str] = set()  # queued tasks waiting out a retry backoff
@@ -103,7 +105,7 @@ class Coordinator:
             return
         if self.view.apply(rec.event, rec.seq) and self._ready.is_set():
             if isinstance(rec.event, WorkerRegistered):
-                self.last_beat[rec.event.worker_id] = time.monotonic()
+                self.last_beat[rec.event.worker_id] = self.monotonic()
             self._wake.set()
 
     def _report_rejection(self, rec: Rejected) -> None:
@@ -129,7 +131,7 @@ class Coordinator:
             len(self.view.workers),
             self.view.rejected,
         )
-        now = time.monotonic()
+        now = self.monotonic()
         for worker_id in self.view.workers:
             self.last_beat.setdefault(worker_id, now)  # a grace period for workers we inherit
         self._ready.set()
@@ -174,7 +176,7 @@ class Coordinator:
             while not stop.is_set():
                 worker_id = await watcher.next(timeout=self.lost_after / 4)
                 if worker_id is not None:
-                    self._beat(worker_id, time.monotonic())
+                    self._beat(worker_id, self.monotonic())
                 if self._leading():
                     await self._declare_lost()
                     await self._backstop_timeouts()
@@ -194,7 +196,7 @@ class Coordinator:
         self.last_beat[worker_id] = now
 
     async def _declare_lost(self) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         if now - self.last_any_beat > self.lost_after:
             # Blind, not bereaved: while no heartbeat at all arrives, silence says nothing
             # about any one worker.  If they are really all gone, the first heartbeat of a

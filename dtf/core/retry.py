@@ -6,11 +6,18 @@ reproducible in tests.
 
 from __future__ import annotations
 
+import re
+
 BASE_S = 0.5
 CAP_S = 30.0
 QUARANTINE_AFTER = 3  # consecutive infrastructure failures a worker reports itself
-# Messages that mean the machine ran out of something, not that the test is wrong.
-_EXHAUSTION = ("sigkill", "out of memory", "oom", "no space left", "memoryerror", "disk full")
+# Words that mean the machine ran out of something, not that the test is wrong; whole words
+# only, since a message also names the worker ("worker doomed-3 lost" is not an OOM kill).
+_EXHAUSTION = re.compile(
+    r"\b(?:sigkill|out of memory|oom(?:[-_ ]?kill(?:ed|er)?)?|no space left|memoryerror"
+    r"|disk full)\b",
+    re.IGNORECASE,
+)
 
 
 def backoff(attempt: int, draw: float, base: float = BASE_S, cap: float = CAP_S) -> float:
@@ -23,5 +30,5 @@ def backoff(attempt: int, draw: float, base: float = BASE_S, cap: float = CAP_S)
 
 
 def resource_exhaustion(message: str) -> bool:
-    text = message.lower()
-    return any(word in text for word in _EXHAUSTION)
+    """Whether a failure's message says the machine ran out of memory or disk."""
+    return _EXHAUSTION.search(message) is not None

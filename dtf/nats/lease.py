@@ -1,4 +1,5 @@
-"""Leadership by lease: one key in a KV bucket whose TTL is the lease length.
+"""Leadership by lease: one key in a KV bucket whose TTL is the lease length (the rules are
+`dtf.nats.claim`; here the bucket, its key and who holds it).
 
 Whoever creates the key leads; the revision it won is its term, written into every event it
 emits.  The leader renews with compare-and-set on the revision it holds; a renewal that fails
@@ -17,16 +18,16 @@ moment short and rare.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
+from collections.abc import Iterator
 
 import nats.errors
 import nats.js.errors
 from nats.js import api
 
 from dtf.errors import StoreError
+from dtf.nats.claim import Taken
 from events import topology
 
 log = logging.getLogger(__name__)
@@ -69,64 +70,32 @@ async def holder(js) -> str | None:
     return text if len(text) <= HOLDER_CHARS else text[: HOLDER_CHARS - 1] + "…"
 
 
-class Lease:
-    """Owns this process's claim: whether it leads, its term and the revision to renew."""
+class KvKey:
+    """The lease's key in the JetStream KV bucket, as `dtf.nats.claim.Claim` writes it."""
 
-    def __init__(self, kv, holder: str, ttl: float = DEFAULT_TTL_S) -> None:
+    def __init__(self, kv) -> None:
         self.kv = kv
-        self.holder = holder.encode()
-        self.ttl = ttl
-        self.term = 0
-        self._revision = 0
-        self._valid_until = 0.0  # monotonic time our lease surely lasts until
-        self.changed = asyncio.Event()
 
-    @property
-    def leading(self) -> bool:
-        """True only while the lease is held and cannot have lapsed on the server yet."""
-        return self.term > 0 and time.monotonic() < self._valid_until
+    async def create(self, holder: bytes) -> int:
+        with _translated():
+            return await self.kv.create(LEADER_KEY, holder)
 
-    def _lose(self, why: str, *, expected: bool = False) -> None:
-        if self.term:
-            (log.info if expected else log.warning)(
-                "leadership (term %d) ended: %s", self.term, why
-            )
-        self.term = 0
-        self._revision = 0
-        self.changed.set()
+    async def update(self, holder: bytes, last: int) -> int:
+        with _translated():
+            return await self.kv.update(LEADER_KEY, holder, last=last)
 
-    async def step(self) -> None:
-        """One attempt: renew when leading, otherwise try to take the lease."""
-        sent = time.monotonic()
-        try:
-            if self.term:
-                self._revision = await asyncio.wait_for(
-                    self.kv.update(LEADER_KEY, self.holder, last=self._revision), self.ttl / 2
-                )
-            else:
-                self._revision = await asyncio.wait_for(
-                    self.kv.create(LEADER_KEY, self.holder), self.ttl / 2
-                )
-                self.term = self._revision
-                log.info("leading with term %d", self.term)
-                self.changed.set()
-            # Measured from before the request: the server's TTL clock started no earlier.
-            self._valid_until = sent + self.ttl * 0.75
-        except nats.js.errors.KeyWrongLastSequenceError:
-            self._lose("another coordinator holds the lease")
-        except (nats.errors.Error, TimeoutError) as exc:
-            if self.term and time.monotonic() >= self._valid_until:
-                self._lose(f"could not renew: {type(exc).__name__}")
+    async def delete(self, last: int) -> None:
+        with _translated():
+            await self.kv.delete(LEADER_KEY, last=last)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Keep trying until `stop`; gives the lease up (deletes the key) when leaving."""
-        while not stop.is_set():
-            await self.step()
-            interval = self.ttl / 4 if self.term else self.ttl / 8
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-        if self.term:
-            # A planned handover: the next leader need not wait for the TTL.
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await asyncio.wait_for(self.kv.delete(LEADER_KEY, last=self._revision), 1)
-            self._lose("stopping", expected=True)
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """nats-py's answers as the claim reads them: a wrong revision is `Taken`, a server that
+    cannot be reached a `StoreError`."""
+    try:
+        yield
+    except nats.js.errors.KeyWrongLastSequenceError:
+        raise Taken from None
+    except nats.errors.Error as exc:
+        raise StoreError(type(exc).__name__) from None

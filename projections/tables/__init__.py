@@ -1,1 +1,1 @@
-"""One module per projection; each defines PROJECTION (see projections.projection)."""
+"""One module per projection; each defines PROJECTION (see projections.pipeline.folded)."""

@@ -6,24 +6,33 @@ from __future__ import annotations
 import duckdb
 
 from events.catalogue import CaseResult, TaskCompleted, TaskFailed
-from projections.bulk import insert, to_json
-from projections.fingerprint import fingerprint
-from projections.projection import Batch, Folded
+from projections.analytics.fingerprint import fingerprint
+from projections.pipeline.bulk import insert, to_json
+from projections.pipeline.folded import Batch, Folded
+from projections.pipeline.table import Table
 
-COLUMNS = (
-    "at",
-    "run_id",
-    "task_id",
-    "attempt",
-    "nodeid",
-    "worker_id",
-    "hostname",
-    "hardware",
-    "category",
-    "severity",
-    "message",
-    "fingerprint",
-    "context",
+# One row per TaskFailed and per "error"/"failed" test case; severity is "critical" for
+# infrastructure and internal, "warning" for timeout/environment, "info" for test and
+# cancelled.  A TaskFailed's cases get rows only when their message differs from the task's,
+# so one failure is not repeated once per test.  context: JSON with "worker", "run" (the
+# run's labels) and "task" keys.
+ERRORS = Table(
+    "errors",
+    (
+        ("at", "DOUBLE"),
+        ("run_id", "VARCHAR"),
+        ("task_id", "VARCHAR"),
+        ("attempt", "INTEGER"),
+        ("nodeid", "VARCHAR"),
+        ("worker_id", "VARCHAR"),
+        ("hostname", "VARCHAR"),
+        ("hardware", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("severity", "VARCHAR"),
+        ("message", "VARCHAR"),
+        ("fingerprint", "VARCHAR"),
+        ("context", "JSON"),
+    ),
 )
 SEVERITY = {
     "infrastructure": "critical",
@@ -71,7 +80,7 @@ class Errors:
     """Owns `errors` (append-only)."""
 
     name = "errors"
-    tables = ("errors",)
+    tables = (ERRORS,)
 
     def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
         rows = []
@@ -118,7 +127,7 @@ class Errors:
                         context,
                     )
                 )
-        insert(con, "errors", COLUMNS, rows)
+        insert(con, ERRORS, rows)
 
 
 PROJECTION = Errors()

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import duckdb
 
-from projections.bulk import insert
-from projections.projection import Batch
+from projections.pipeline.bulk import insert
+from projections.pipeline.folded import Batch
+from projections.pipeline.table import Table
 
-COLUMNS = ("term", "coordinator_id", "first_seen_at", "last_seen_at", "events")
+# Counts every event with term > 0; coordinator_id is the actor of the term's first event.
+LEADERSHIP = Table(
+    "leadership",
+    (
+        ("term", "BIGINT"),
+        ("coordinator_id", "VARCHAR"),
+        ("first_seen_at", "DOUBLE"),
+        ("last_seen_at", "DOUBLE"),
+        ("events", "BIGINT"),
+    ),
+    key=("term",),
+)
 MERGE = """
     ON CONFLICT (term) DO UPDATE SET
         first_seen_at = least(leadership.first_seen_at, excluded.first_seen_at),
@@ -19,7 +31,7 @@ class Leadership:
     """Owns `leadership`: one row per term > 0 found on any event that carries one."""
 
     name = "leadership"
-    tables = ("leadership",)
+    tables = (LEADERSHIP,)
 
     def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
         # Every event written under a term counts, applied or not: it shows who led.
@@ -37,7 +49,7 @@ class Leadership:
                 seen[2] = min(seen[2], at)
                 seen[3] = max(seen[3], at)
                 seen[4] += 1
-        insert(con, "leadership", COLUMNS, [tuple(v) for v in terms.values()], on_conflict=MERGE)
+        insert(con, LEADERSHIP, [tuple(v) for v in terms.values()], on_conflict=MERGE)
 
 
 PROJECTION = Leadership()

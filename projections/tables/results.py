@@ -5,23 +5,30 @@ from __future__ import annotations
 import duckdb
 
 from events.catalogue import Metric, TaskCompleted
-from projections.bulk import insert, to_json
-from projections.projection import Batch
+from projections.pipeline.bulk import insert, to_json
+from projections.pipeline.folded import Batch
+from projections.pipeline.table import Table
 
-COLUMNS = (
-    "run_id",
-    "task_id",
-    "attempt",
-    "name",
-    "value",
-    "unit",
-    "direction",
-    "dims",
-    "hardware",
-    "worker_id",
-    "commit",
-    "branch",
-    "at",
+# One row per Metric of a TaskCompleted (long form); dims are the metric's own dims only (run
+# labels stay in runs.labels, commit/branch have their own columns, so a series is name x
+# dims x hardware); `hardware` is the worker's hardware class.
+RESULTS = Table(
+    "results",
+    (
+        ("run_id", "VARCHAR"),
+        ("task_id", "VARCHAR"),
+        ("attempt", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("unit", "VARCHAR"),
+        ("direction", "VARCHAR"),
+        ("dims", "JSON"),
+        ("hardware", "VARCHAR"),
+        ("worker_id", "VARCHAR"),
+        ("commit", "VARCHAR"),
+        ("branch", "VARCHAR"),
+        ("at", "DOUBLE"),
+    ),
 )
 
 
@@ -36,7 +43,7 @@ class Results:
     """Owns `results` (append-only)."""
 
     name = "results"
-    tables = ("results",)
+    tables = (RESULTS,)
 
     def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
         rows = []
@@ -68,7 +75,7 @@ class Results:
                         event.at,
                     )
                 )
-        insert(con, "results", COLUMNS, rows)
+        insert(con, RESULTS, rows)
 
 
 PROJECTION = Results()

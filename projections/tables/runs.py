@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 
-from projections.bulk import insert, to_json
-from projections.context import RunEntry
-from projections.projection import Batch
+from dtf.core.state import RunState
+from events.catalogue import RunFinished, RunSubmitted
+from projections.pipeline.aggregates import Aggregates
+from projections.pipeline.bulk import insert, to_json
+from projections.pipeline.entries import RunEntry
+from projections.pipeline.folded import Batch
+from projections.pipeline.table import Table
 
-COLUMNS = (
-    "run_id",
-    "submitted_at",
-    "actor",
-    "bundle",
-    "root",
-    "commit",
-    "branch",
-    "labels",
-    "task_count",
-    "total_cases",
-    "finished_at",
-    "cancelled",
-    "counts",
+RUNS = Table(
+    "runs",
+    (
+        ("run_id", "VARCHAR"),
+        ("submitted_at", "DOUBLE"),
+        ("actor", "VARCHAR"),
+        ("bundle", "VARCHAR"),
+        ("root", "VARCHAR"),
+        ("commit", "VARCHAR"),
+        ("branch", "VARCHAR"),
+        ("labels", "JSON"),
+        ("task_count", "INTEGER"),
+        ("total_cases", "INTEGER"),
+        ("finished_at", "DOUBLE"),
+        ("cancelled", "BOOLEAN"),
+        ("counts", "JSON"),
+    ),
+    key=("run_id",),
 )
 
 
@@ -49,11 +59,42 @@ class Runs:
     """Owns `runs`."""
 
     name = "runs"
-    tables = ("runs",)
+    tables = (RUNS,)
 
     def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
         latest = {f.run.state.run_id: f.run for f in batch.accepted("run") if f.run is not None}
-        insert(con, "runs", COLUMNS, [run_row(e) for e in latest.values()], replace=True)
+        insert(con, RUNS, [run_row(e) for e in latest.values()], replace=True)
+
+    def restore(self, con: duckdb.DuckDBPyConnection, aggregates: Aggregates) -> None:
+        for row in con.execute(RUNS.select()).fetchall():
+            aggregates.runs[row[0]] = _entry(row)
+
+
+def _entry(row: tuple) -> RunEntry:
+    """A run's entry from its row (commit and branch are in its labels too)."""
+    run_id, at, actor, bundle, root, _commit, _branch, labels, task_count, total = row[:10]
+    fin_at, cancelled, counts = row[10:]
+    submitted = RunSubmitted(
+        id="",
+        at=at,
+        actor=actor,
+        run_id=run_id,
+        bundle=bundle,
+        root=root,
+        total_cases=total,
+        labels=json.loads(labels) if labels else {},
+    )
+    finished = None
+    if fin_at is not None:
+        finished = RunFinished(
+            id="",
+            at=fin_at,
+            actor="",
+            run_id=run_id,
+            counts=json.loads(counts) if counts else {},
+            cancelled=bool(cancelled),
+        )
+    return RunEntry(RunState(submitted, finished=finished), task_count)
 
 
 PROJECTION = Runs()

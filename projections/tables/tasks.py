@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
+from dtf.core.state import TERMINAL
 from events.catalogue import (
     OfTask,
     TaskAssigned,
@@ -14,41 +15,54 @@ from events.catalogue import (
     TaskQueued,
     TaskStarted,
 )
-from projections.bulk import insert, to_json
-from projections.context import TaskEntry
-from projections.projection import Batch
+from projections.pipeline.aggregates import Aggregates
+from projections.pipeline.bulk import insert, to_json
+from projections.pipeline.entries import TaskEntry
+from projections.pipeline.folded import Batch
+from projections.pipeline.table import Table
 
-TASK_COLUMNS = (
-    "task_id",
-    "run_id",
-    "kind",
-    "command",
-    "case_count",
-    "priority",
-    "timeout",
-    "expected_duration",
-    "requirements",
-    "status",
-    "worker_id",
-    "attempt",
-    "queued_at",
-    "started_at",
-    "finished_at",
-    "category",
-    "message",
+# tasks.command: the argv of a command task joined by spaces ("" for pytest tasks).
+TASKS = Table(
+    "tasks",
+    (
+        ("task_id", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("command", "VARCHAR"),
+        ("case_count", "INTEGER"),
+        ("priority", "INTEGER"),
+        ("timeout", "DOUBLE"),
+        ("expected_duration", "DOUBLE"),
+        ("requirements", "JSON"),
+        ("status", "VARCHAR"),
+        ("worker_id", "VARCHAR"),
+        ("attempt", "INTEGER"),
+        ("queued_at", "DOUBLE"),
+        ("started_at", "DOUBLE"),
+        ("finished_at", "DOUBLE"),
+        ("category", "VARCHAR"),
+        ("message", "VARCHAR"),
+    ),
+    key=("task_id",),
 )
-ATTEMPT_COLUMNS = (
-    "task_id",
-    "attempt",
-    "run_id",
-    "worker_id",
-    "term",
-    "assigned_at",
-    "started_at",
-    "finished_at",
-    "outcome",
-    "category",
-    "message",
+# attempts.outcome: the TaskCompleted outcome, "error" for TaskFailed, "cancelled" for an
+# attempt cancelled while running, NULL while running or when superseded by a reassignment.
+ATTEMPTS = Table(
+    "attempts",
+    (
+        ("task_id", "VARCHAR"),
+        ("attempt", "INTEGER"),
+        ("run_id", "VARCHAR"),
+        ("worker_id", "VARCHAR"),
+        ("term", "BIGINT"),
+        ("assigned_at", "DOUBLE"),
+        ("started_at", "DOUBLE"),
+        ("finished_at", "DOUBLE"),
+        ("outcome", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("message", "VARCHAR"),
+    ),
+    key=("task_id", "attempt"),
 )
 # Events that begin, advance or end an attempt; others (a retry being scheduled) leave the
 # attempt's row as its end left it.
@@ -101,7 +115,7 @@ class Tasks:
     """Owns `tasks` and `attempts`."""
 
     name = "tasks"
-    tables = ("tasks", "attempts")
+    tables = (TASKS, ATTEMPTS)
 
     def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
         new: dict[str, TaskEntry] = {}
@@ -123,10 +137,20 @@ class Tasks:
             ):
                 attempts[(task_id, entry.state.attempt)] = entry
         # A task queued here is new to the table (the context knows every task id).
-        insert(con, "tasks", TASK_COLUMNS, [task_row(e) for e in new.values()])
-        insert(con, "tasks", TASK_COLUMNS, [task_row(e) for e in changed.values()], replace=True)
+        insert(con, TASKS, [task_row(e) for e in new.values()])
+        insert(con, TASKS, [task_row(e) for e in changed.values()], replace=True)
         rows = [attempt_row(e) for e in attempts.values()]
-        insert(con, "attempts", ATTEMPT_COLUMNS, rows, replace=True)
+        insert(con, ATTEMPTS, rows, replace=True)
+
+    def restore(self, con: duckdb.DuckDBPyConnection, aggregates: Aggregates) -> None:
+        # Terminal tasks are kept as ids only: no event changes them, but a second TaskQueued
+        # for one must still be told apart from a new task.
+        aggregates.settled = {
+            row[0]
+            for row in con.execute(
+                "SELECT task_id FROM tasks WHERE status IN (SELECT unnest($1))", [sorted(TERMINAL)]
+            ).fetchall()
+        }
 
 
 PROJECTION = Tasks()

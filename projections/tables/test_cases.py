@@ -21,21 +21,27 @@ from __future__ import annotations
 import duckdb
 
 from events.catalogue import TaskCompleted, TaskFailed
-from projections.bulk import insert
-from projections.projection import Batch
+from projections.pipeline.bulk import insert
+from projections.pipeline.folded import Batch
+from projections.pipeline.table import Table
 
-COLUMNS = (
-    "run_id",
-    "task_id",
-    "attempt",
-    "nodeid",
-    "outcome",
-    "duration",
-    "message",
-    "worker_id",
-    "commit",
-    "branch",
-    "finished_at",
+# One row per test item per attempt, from TaskCompleted/TaskFailed cases; a TaskFailed after
+# which the task goes on (retrying, or its speculative twin runs) has none.
+TEST_CASES = Table(
+    "test_cases",
+    (
+        ("run_id", "VARCHAR"),
+        ("task_id", "VARCHAR"),
+        ("attempt", "INTEGER"),
+        ("nodeid", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("duration", "DOUBLE"),
+        ("message", "VARCHAR"),
+        ("worker_id", "VARCHAR"),
+        ("commit", "VARCHAR"),
+        ("branch", "VARCHAR"),
+        ("finished_at", "DOUBLE"),
+    ),
 )
 
 
@@ -44,7 +50,7 @@ class TestCases:
 
     __test__ = False  # not a pytest class, despite the name
     name = "test_cases"
-    tables = ("test_cases",)
+    tables = (TEST_CASES,)
 
     def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
         rows: list[tuple] = []
@@ -76,7 +82,7 @@ class TestCases:
                         event.at,
                     )
                 )
-        insert(con, "test_cases", COLUMNS, rows)
+        insert(con, TEST_CASES, rows)
 
 
 PROJECTION = TestCases()

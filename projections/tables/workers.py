@@ -1,81 +1,55 @@
 """Workers: one row per worker with its capabilities and current status, plus the history of
-its status changes; and the hardware class that results and errors are grouped by."""
+its status changes."""
 
 from __future__ import annotations
 
-import re
-
 import duckdb
 
-from events.catalogue import Capabilities
-from projections.bulk import insert
-from projections.projection import Batch
+from dtf.core.state import WorkerState
+from events.catalogue import Capabilities, WorkerRegistered
+from projections.pipeline.aggregates import Aggregates
+from projections.pipeline.bulk import insert
+from projections.pipeline.entries import WorkerEntry
+from projections.pipeline.folded import Batch
+from projections.pipeline.table import Table
 
-WORKER_COLUMNS = (
-    "worker_id",
-    "hostname",
-    "platform",
-    "cpus",
-    "memory_gb",
-    "gpus",
-    "gpu_names",
-    "labels",
-    "hardware",
-    "slots",
-    "status",
-    "registered_at",
-    "changed_at",
-    "reason",
+# hardware: the class `projections.analytics.hardware.hardware_class` names.
+WORKERS = Table(
+    "workers",
+    (
+        ("worker_id", "VARCHAR"),
+        ("hostname", "VARCHAR"),
+        ("platform", "VARCHAR"),
+        ("cpus", "INTEGER"),
+        ("memory_gb", "DOUBLE"),
+        ("gpus", "INTEGER"),
+        ("gpu_names", "VARCHAR"),
+        ("labels", "VARCHAR"),
+        ("hardware", "VARCHAR"),
+        ("slots", "INTEGER"),
+        ("status", "VARCHAR"),
+        ("registered_at", "DOUBLE"),
+        ("changed_at", "DOUBLE"),
+        ("reason", "VARCHAR"),
+    ),
+    key=("worker_id",),
 )
-STATUS_COLUMNS = ("worker_id", "at", "status", "reason")
-
-# Words in GPU names that say who made it or how it is packaged, not what it is.
-_GPU_NOISE = {"nvidia", "amd", "intel", "geforce", "tesla", "radeon", "instinct", "quadro", "pcie"}
-_GPU_MEMORY = re.compile(r"^\d+(gb|g)$|^hbm\d*e?$")
-
-
-def memory_class(gb: float) -> int:
-    """Memory in GiB as machines are sold: the nearest power of two when within 10%
-    (31.3 -> 32, 251.5 -> 256), else rounded (48.0 -> 48)."""
-    if gb <= 0:
-        return 0
-    power = 1 << max(0, round(gb).bit_length() - 1)
-    for candidate in (power, power * 2):
-        if abs(gb - candidate) <= 0.1 * candidate:
-            return candidate
-    return max(1, round(gb))
-
-
-def gpu_model(name: str, vendor: str = "") -> str:
-    """A short GPU model from its marketing name: 'NVIDIA H100 80GB HBM3' -> 'H100',
-    'NVIDIA GeForce RTX 4090' -> 'RTX4090', 'Tesla V100-SXM2-16GB' -> 'V100'."""
-    words = [w for w in re.split(r"[\s_\-]+", name.lower()) if w]
-    kept: list[str] = []
-    for word in words:
-        if word in _GPU_NOISE or _GPU_MEMORY.match(word):
-            continue
-        kept.append(word)
-        if any(ch.isdigit() for ch in word):
-            break
-    return "".join(kept).upper() or (vendor or "gpu").upper()
-
-
-def hardware_class(caps: Capabilities) -> str:
-    """e.g. 'linux-8cpu-32gb' or 'linux-32cpu-256gb-1xH100' (GPUs grouped by model)."""
-    parts = [caps.platform or "unknown", f"{caps.cpus}cpu", f"{memory_class(caps.memory_gb)}gb"]
-    counts: dict[str, int] = {}
-    for gpu in caps.gpus:
-        model = gpu_model(gpu.name, gpu.vendor)
-        counts[model] = counts.get(model, 0) + 1
-    parts.extend(f"{n}x{model}" for model, n in sorted(counts.items()))
-    return "-".join(parts)
+WORKER_STATUS = Table(
+    "worker_status",
+    (
+        ("worker_id", "VARCHAR"),
+        ("at", "DOUBLE"),
+        ("status", "VARCHAR"),
+        ("reason", "VARCHAR"),
+    ),
+)
 
 
 class Workers:
     """Owns `workers` (current row per worker) and `worker_status` (one row per change)."""
 
     name = "workers"
-    tables = ("workers", "worker_status")
+    tables = (WORKERS, WORKER_STATUS)
 
     def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
         latest = {}
@@ -101,8 +75,24 @@ class Workers:
                     state.reason or None,
                 )
                 history.append((state.worker_id, f.event.at, state.status, state.reason or None))
-        insert(con, "workers", WORKER_COLUMNS, list(latest.values()), replace=True)
-        insert(con, "worker_status", STATUS_COLUMNS, history)
+        insert(con, WORKERS, list(latest.values()), replace=True)
+        insert(con, WORKER_STATUS, history)
+
+    def restore(self, con: duckdb.DuckDBPyConnection, aggregates: Aggregates) -> None:
+        for row in con.execute(WORKERS.select()).fetchall():
+            aggregates.workers[row[0]] = _entry(row)
+
+
+def _entry(row: tuple) -> WorkerEntry:
+    """A worker's entry from its row: the columns hold everything `evolve_worker` reads."""
+    wid, host, plat, cpus, mem, gpus, gpu_names, labels, hw, slots, status, reg, changed = row[:13]
+    reason = row[13]
+    caps = Capabilities(plat, host, cpus, mem, labels=tuple(labels.split(",")) if labels else ())
+    registered = WorkerRegistered(
+        id="", at=reg, actor="", worker_id=wid, capabilities=caps, slots=slots
+    )
+    state = WorkerState(wid, registered, status, reason or "")
+    return WorkerEntry(state, host, plat, cpus, mem, gpus, gpu_names, labels, hw, reg, changed)
 
 
 PROJECTION = Workers()

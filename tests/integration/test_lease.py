@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from dtf.client.run import _cluster_state, stall_notice
-from dtf.nats.lease import LEADER_KEY, Lease, holder, leader_bucket
+from dtf.nats.claim import Claim
+from dtf.nats.lease import LEADER_KEY, KvKey, holder, leader_bucket
 from dtf.nats.store import EventStore
 from tests.support.polling import eventually_async
 
@@ -15,7 +16,7 @@ TTL = 1.0
 
 async def test_one_leader_then_takeover_after_expiry(store: EventStore) -> None:
     kv = await leader_bucket(store.js, TTL)
-    a, b = Lease(kv, "a", TTL), Lease(kv, "b", TTL)
+    a, b = Claim(KvKey(kv), "a", TTL), Claim(KvKey(kv), "b", TTL)
     await asyncio.gather(a.step(), b.step())
     assert [a.leading, b.leading].count(True) == 1  # created at the same instant: one wins
     leader, follower = (a, b) if a.leading else (b, a)
@@ -42,7 +43,7 @@ async def test_one_leader_then_takeover_after_expiry(store: EventStore) -> None:
 
 async def test_planned_handover_is_immediate(store: EventStore) -> None:
     kv = await leader_bucket(store.js, TTL)
-    a, b = Lease(kv, "a", TTL), Lease(kv, "b", TTL)
+    a, b = Claim(KvKey(kv), "a", TTL), Claim(KvKey(kv), "b", TTL)
     stop = asyncio.Event()
     running = asyncio.create_task(a.run(stop))
     await eventually_async(lambda: a.leading, timeout=5)
@@ -62,7 +63,7 @@ async def test_a_stalled_run_is_told_what_is_missing(store: EventStore) -> None:
     assert "no coordinator is running" in stall_notice(3, None, 0)
 
     kv = await leader_bucket(store.js, TTL)
-    lease = Lease(kv, "coord-7", TTL)
+    lease = Claim(KvKey(kv), "coord-7", TTL)
     await lease.step()
     assert await _cluster_state(store) == ("coord-7", 0)
     assert "no worker is alive" in stall_notice(3, "coord-7", 0)

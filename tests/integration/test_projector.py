@@ -35,9 +35,10 @@ from events.catalogue import (
 )
 from events.codec import encode
 from events.subjects import subject_of
-from projections import projector
-from projections.projection import registry
-from projections.projector import Projector, replay
+from projections.pipeline import projector
+from projections.pipeline.projector import Projector, replay
+from projections.pipeline.registry import registry
+from projections.tables.runs import RUNS
 from tests.support.paths import EVENTS_FIXTURE, ROOT
 from tests.support.polling import eventually_async
 
@@ -236,7 +237,7 @@ async def test_rebuild_equals_live(
 CHILD = """
 import asyncio, sys
 from pathlib import Path
-from projections.projector import replay
+from projections.pipeline.projector import replay
 asyncio.run(replay([sys.argv[1]], Path(sys.argv[2]),
                    on_progress=lambda done, total: print(done, total, flush=True)))
 """
@@ -351,7 +352,7 @@ async def test_garbage_is_rejected_or_ignored_never_fatal(
 
 class _DiskFull:
     name = "disk_full"
-    tables = ("runs",)
+    tables = (RUNS,)
 
     def apply(self, batch, con) -> None:
         raise OSError(28, "No space left on device")
@@ -427,7 +428,7 @@ def _reader_children() -> list[psutil.Process]:
     return [
         p
         for p in psutil.Process().children()
-        if "projections.stream_reader" in " ".join(p.cmdline())
+        if "projections.pipeline.stream_reader" in " ".join(p.cmdline())
     ]
 
 
@@ -461,7 +462,14 @@ async def test_killed_reader_is_one_clear_error_and_loses_nothing(
 def test_reader_child_fails_in_one_line() -> None:
     """Run on its own against a server that is not there: one line, exit status 2."""
     child = subprocess.run(
-        [sys.executable, "-m", "projections.stream_reader", "--from", "1", "nats://127.0.0.1:1"],
+        [
+            sys.executable,
+            "-m",
+            "projections.pipeline.stream_reader",
+            "--from",
+            "1",
+            "nats://127.0.0.1:1",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -4,7 +4,6 @@ directly from the table contract with synthetic rows (fixed seeds, planted effec
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -16,7 +15,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from projections.schema import TABLES
+from projections.pipeline.registry import registry
+from projections.pipeline.schema import tables_of
 from tests.support.paths import ROOT
 
 NOW = time.time()
@@ -56,10 +56,8 @@ def dtf(*args: str | Path, cwd: Path = ROOT) -> Cli:
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in TABLES.values():
-        # DuckDB's parser rejects an unquoted column named `at` (a keyword); quoting it keeps
-        # the name. A no-op once projections/schema.py quotes it itself.
-        con.execute(re.sub(r"\bat DOUBLE", '"at" DOUBLE', ddl))
+    for table in tables_of(registry().values()):
+        con.execute(table.ddl())
 
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:

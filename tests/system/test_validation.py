@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from dtf.client.config import Settings, load_settings
 from dtf.client.options import MAX_WORKERS, check_option
 from dtf.client.run import options_from
-from dtf.config import Settings, load_settings
 from dtf.core.requirements import parse
 from dtf.errors import ConfigError
 from dtf.runner.child.requirements import MarkerError, check_requirements

@@ -262,6 +262,16 @@ def test_backoff_has_full_jitter_and_a_cap() -> None:
     assert backoff(30, 1.0) == 30.0
     assert resource_exhaustion("pytest process killed by signal SIGKILL")
     assert not resource_exhaustion("timeout after 3s")
+    for said in (
+        "OOM-killed",
+        "oom_kill event in cgroup",
+        "MemoryError",
+        "No space left on device",
+    ):
+        assert resource_exhaustion(said), said
+    # A worker's id is in the message of its loss, and must not read as an exhaustion.
+    for said in ("worker doomed-3 lost", "worker zoom-01 lost", "room3 stopped beating"):
+        assert not resource_exhaustion(said), said
 
 
 def test_large_queue_is_scheduled_in_the_same_order_as_a_full_sort() -> None:

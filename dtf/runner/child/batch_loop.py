@@ -35,7 +35,7 @@ class BatchLoop:
         self._collection = CollectionRecorder(None)
         self._reports: list[pytest.TestReport] = []
 
-    def pytest_collectreport(self, report: pytest.CollectionRecorder) -> None:
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Runs after each collector (directory, module, class)."""
         self._collection.pytest_collectreport(report)
 

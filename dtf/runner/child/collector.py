@@ -21,7 +21,7 @@ class CollectionRecorder:
         self._skipped: list[WireCase] = []
         self._errors: list[WireCase] = []
 
-    def pytest_collectreport(self, report: pytest.CollectionRecorder) -> None:
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Runs after each collector (directory, module, class); keeps failures and skips."""
         if report.failed:
             self._errors.append(collect_error(report))
@@ -52,7 +52,7 @@ class CollectionRecorder:
         return self._errors
 
 
-def collect_error(report: pytest.CollectionRecorder) -> WireCase:
+def collect_error(report: pytest.CollectReport) -> WireCase:
     """A failed collector as an error case carrying pytest's text."""
     text = str(report.longrepr)
     return WireCase(

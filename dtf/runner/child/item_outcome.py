@@ -154,7 +154,7 @@ def _label(report: pytest.TestReport) -> str:
     return report.head_line or report.when or ""
 
 
-def skip_reason(report: pytest.CollectionRecorder | pytest.TestReport) -> str:
+def skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
     """The reason of a skip: pytest stores it as `(path, line, "Skipped: reason")`."""
     longrepr = report.longrepr
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr or "")

@@ -11,10 +11,10 @@ import math
 from typing import Any
 
 from projections.analytics.stats import Summary
-from projections.report import Report
-from projections.series_analysis import SeriesAnalysis
-from projections.summaries import BestConfiguration, Configuration, ItemStats
-from projections.trends import point_json
+from projections.queries.series_analysis import SeriesAnalysis
+from projections.queries.summaries import BestConfiguration, Configuration, ItemStats
+from projections.queries.trends import point_json
+from projections.reports.content import Report
 
 SCHEMA = 1
 

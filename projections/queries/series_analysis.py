@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from projections.analytics.changepoint import ChangePoint, detect
 from projections.analytics.stats import Anomaly, Forecast, forecast, robust_anomaly
-from projections.series import Series
+from projections.queries.series import Series
 
 # Fewer points than this make a median/MAD or a slope too unstable to report on.
 MIN_REFERENCE = 5

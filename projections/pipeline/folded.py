@@ -1,28 +1,15 @@
-"""The Projection protocol, what a projection is given, and the registry of projections by name.
-
-A projection is a small synchronous unit: a name, the tables of `projections.schema.TABLES` it
-owns, and `apply(batch, con)`, which writes one `Batch` of folded events (a sequence of
-`Folded`: each recorded event with the aggregate states it met) into those tables on the open
-transaction of `con`, and touches nothing else.  Each lives in one module under
-`projections/tables/` that defines `PROJECTION`; `registry()` finds them, so adding a
-projection is adding one file.
-"""
+"""What a projection is given: a `Batch` of `Folded` events, each recorded event with the
+aggregate entries it met, indexed so that a projection visits only the events it reads."""
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import pkgutil
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, NamedTuple, Protocol, overload
-
-import duckdb
+from typing import NamedTuple, overload
 
 from events.catalogue import AnyEvent
-
-if TYPE_CHECKING:
-    from projections.context import RunEntry, TaskEntry, WorkerEntry
+from projections.pipeline.entries import RunEntry, TaskEntry, WorkerEntry
 
 
 class Folded(NamedTuple):
@@ -100,26 +87,3 @@ class Batch(Sequence[Folded]):
     def accepted(self, kind: str) -> list[Folded]:
         """The accepted events of one aggregate kind ('task', 'worker', 'run'), in order."""
         return self._by_kind.get(kind, [])
-
-
-class Projection(Protocol):
-    """A read model: owns `tables` and writes each batch into them with `apply`."""
-
-    name: str
-    tables: tuple[str, ...]
-
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
-        """Write the batch's rows; runs inside the projector's transaction, never commits."""
-        ...
-
-
-def registry(package: str = "projections.tables") -> dict[str, Projection]:
-    """Every module of `package` that defines PROJECTION, by projection name, sorted."""
-    found: dict[str, Projection] = {}
-    pkg = importlib.import_module(package)
-    for info in pkgutil.iter_modules(pkg.__path__):
-        module = importlib.import_module(f"{package}.{info.name}")
-        projection = getattr(module, "PROJECTION", None)
-        if projection is not None:
-            found[projection.name] = projection
-    return dict(sorted(found.items()))

@@ -1,10 +1,10 @@
 """Reading the event stream for the projector: raw deliveries into a buffer, in stream order.
 
-nats-py's ordered consumer runs in a child process (`projections.stream_reader`), which hands
-over deliveries in frames of thousands; decoding and applying happen in batches on the
+nats-py's ordered consumer runs in a child process (`projections.pipeline.stream_reader`), which
+hands over deliveries in frames of thousands; decoding and applying happen in batches on the
 projector's side.  nats-py spends ~20-25 us of Python per JetStream message (headers, a Msg
-object, a queue hop): in the projector's own process that cost and the projector's would add
-up on one core, in its own process they overlap (see docs/architecture.md).
+object, a queue hop): in the projector's own process that cost and the projector's would add up
+on one core, in its own process they overlap (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 
 from dtf.errors import StoreError
-from projections.stream_reader import HEADER, Delivered, Frame
+from projections.pipeline.stream_reader import HEADER, Delivered, Frame
 
 __all__ = ["Delivered", "ProcessReader", "open_reader"]
 
@@ -30,7 +30,7 @@ FRAME_BYTES = 4 << 20
 
 
 class ProcessReader:
-    """The buffer fed by `projections.stream_reader` in a child process, frame by frame.
+    """The buffer fed by `projections.pipeline.stream_reader` in a child process, frame by frame.
 
     Frames are taken in on the event loop, which is free while a batch is applied in the
     projector's worker thread; above HIGH_WATER buffered deliveries it stops reading the
@@ -82,7 +82,7 @@ class ProcessReader:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "projections.stream_reader",
+            "projections.pipeline.stream_reader",
             "--from",
             str(self.last_seq + 1),
             "--parent",

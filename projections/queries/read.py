@@ -1,4 +1,4 @@
-"""Reading the contract tables (`projections.schema`) into plain rows.
+"""Reading the contract tables (`projections.pipeline.schema`) into plain rows.
 
 This is the only module of the analyses that talks to DuckDB. It opens the file read-only,
 checks that the tables exist, and returns frozen dataclasses in time order; everything after
@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from dtf.errors import ProjectionError
-from projections.db_errors import translate
+from projections.pipeline.db_errors import translate
 
 # The tables the analyses read; a file without them was not built by `dtf replay`.
 REQUIRED_TABLES = ("runs", "test_cases", "results", "errors")

@@ -1,10 +1,10 @@
 """Recurring error patterns for `dtf errors`.
 
-Errors are grouped by fingerprint (the stored one, or `projections.fingerprint.fingerprint` of
-the message when the row has none); `projections.fingerprint.group` then merges fingerprints
-whose token similarity to a pattern's head reaches the threshold. Fingerprints are offered
-most frequent first, so the head is the commonest form and the result does not depend on the
-order of the rows.
+Errors are grouped by fingerprint (the stored one, or
+`projections.analytics.fingerprint.fingerprint` of the message when the row has none);
+`projections.analytics.fingerprint.group` then merges fingerprints whose token similarity to a
+pattern's head reaches the threshold. Fingerprints are offered most frequent first, so the head
+is the commonest form and the result does not depend on the order of the rows.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from projections.fingerprint import fingerprint, group
-from projections.queries import ErrorRow
+from projections.analytics.fingerprint import fingerprint, group
+from projections.queries.read import ErrorRow
 
 DEFAULT_SIMILARITY = 0.8
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from projections.report import Report
-from projections.report_sections import heading_facts, sections
+from projections.reports.content import Report
+from projections.reports.sections import heading_facts, sections
 
 
 def render(report: Report) -> str:

@@ -1,13 +1,14 @@
 """The projector: applies the event stream to the DuckDB read models, batch by batch.
 
-`Projector` owns one DuckDB file.  Each batch is decoded, folded (`projections.context`),
-written by every registered projection, and committed in ONE transaction together with the
-last applied stream sequence (`projector_state`), so a crash mid-batch neither loses nor
-doubles anything and a restart resumes from last_seq + 1.  An event that does not decode, or
-whose rows a projection cannot write, is recorded in `rejected_events` with the reason (the
-failing batch is split until the culprit is alone) and never stops the projector.
+`Projector` owns one DuckDB file.  Each batch is decoded, folded
+(`projections.pipeline.aggregates`), written by every registered projection, and committed in
+ONE transaction together with the last applied stream sequence (`projector_state`), so a crash
+mid-batch neither loses nor doubles anything and a restart resumes from last_seq + 1.  An event
+that does not decode, or whose rows a projection cannot write, is recorded in `rejected_events`
+with the reason (the failing batch is split until the culprit is alone) and never stops the
+projector.
 
-`replay()` is the async shell: it reads the stream with `projections.delivery` (a child
+`replay()` is the async shell: it reads the stream with `projections.pipeline.delivery` (a child
 process reads it with nats-py while the previous batch is applied in a worker thread here),
 catches up, optionally rebuilds from sequence 1 into a fresh file that is swapped in
 atomically, and optionally keeps following.
@@ -31,11 +32,11 @@ from dtf.errors import ProjectionError
 from dtf.nats.store import EventStore
 from events.catalogue import AnyEvent
 from events.codec import Undecodable, read
-from projections import schema
-from projections.context import Context
-from projections.db_errors import translate
-from projections.delivery import Delivered, ProcessReader, open_reader
-from projections.projection import Projection, registry
+from projections.pipeline import schema
+from projections.pipeline.aggregates import Aggregates
+from projections.pipeline.db_errors import translate
+from projections.pipeline.delivery import Delivered, ProcessReader, open_reader
+from projections.pipeline.registry import Projection, Restoring, registry
 
 STATE_NAME = "projector"
 # Events per transaction while catching up: each transaction costs ~0.14 s beyond its rows
@@ -75,7 +76,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 class Projector:
-    """Owns the DuckDB connection, the shared fold (`Context`) and the projections."""
+    """Owns the DuckDB connection, the shared fold (`Aggregates`) and the projections."""
 
     def __init__(
         self,
@@ -87,7 +88,7 @@ class Projector:
         self.db = Path(db)
         self.rebuilding = rebuilding
         self.projections = dict(projections if projections is not None else registry())
-        self.context = Context()
+        self.aggregates = Aggregates()
         self.last_seq = 0
         self.applied = 0
         self.rejected = 0
@@ -107,13 +108,13 @@ class Projector:
                 # rebuilt is thrown away if anything fails, so it is checkpointed once, at
                 # the end (replay() does).
                 con.execute("SET checkpoint_threshold = '1GB'")
-            for name in self._table_names():
-                con.execute(schema.TABLES[name])
+            for table in schema.tables_of(self.projections.values()):
+                con.execute(table.ddl())
             row = con.execute(
                 "SELECT last_seq FROM projector_state WHERE name = ?", [STATE_NAME]
             ).fetchone()
             self.last_seq = row[0] if row else 0
-            self.context.load(con)
+            self._restore(con)
         except duckdb.Error as exc:
             self.close()
             raise translate(exc, self.db) from None
@@ -144,11 +145,12 @@ class Projector:
             raise ProjectionError(f"{self.db} is not open")
         return self._con
 
-    def _table_names(self) -> list[str]:
-        names = ["projector_state", "projector_tasks", "rejected_events"]
+    def _restore(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The fold's state as the committed tables left it."""
+        self.aggregates.load(con)
         for projection in self.projections.values():
-            names.extend(t for t in projection.tables if t not in names)
-        return names
+            if isinstance(projection, Restoring):
+                projection.restore(con, self.aggregates)
 
     # --- applying -----------------------------------------------------------------------
 
@@ -191,16 +193,16 @@ class Projector:
                 rejected.append((d.seq, d.subject, _one_line(exc), _text(d.data)))
         con = self.con
         con.execute("BEGIN TRANSACTION")
-        folded = self.context.fold(records)
+        folded = self.aggregates.fold(records)
         for projection in self.projections.values():
             projection.apply(folded, con)
-        self.context.write(folded, con)
+        self.aggregates.write(folded, con)
         if rejected:
             con.executemany("INSERT INTO rejected_events VALUES (?, ?, ?, ?)", rejected)
         last = batch[-1].seq
         con.execute("INSERT OR REPLACE INTO projector_state VALUES (?, ?)", [STATE_NAME, last])
         con.execute("COMMIT")
-        self.context.settle()
+        self.aggregates.settle()
         self.last_seq = last
         self.applied += len(records)
         self.rejected += len(rejected)
@@ -219,7 +221,7 @@ class Projector:
         try:
             with contextlib.suppress(duckdb.TransactionException):
                 self.con.execute("ROLLBACK")
-            self.context.load(self.con)
+            self._restore(self.con)
         except duckdb.Error as exc:
             raise translate(exc, self.db) from None
 
@@ -353,6 +355,6 @@ def _add(stats: ReplayStats, projector: Projector) -> None:
     """Move the projector's counters into `stats` (a rebuild reopens the projector)."""
     stats.applied += projector.applied
     stats.rejected += projector.rejected
-    stats.ignored += projector.context.ignored
+    stats.ignored += projector.aggregates.ignored
     projector.applied = projector.rejected = 0
-    projector.context.ignored = 0
+    projector.aggregates.ignored = 0

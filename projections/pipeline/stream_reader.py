@@ -1,12 +1,12 @@
 """The projector's stream reader, run as a child process: nats-py's ordered consumer, framed
 onto stdout.
 
-    python -m projections.stream_reader --from SEQ URL [URL ...]
+    python -m projections.pipeline.stream_reader --from SEQ URL [URL ...]
 
 nats-py spends ~20-25 us of Python per JetStream message; in the projector's own process that
 time and the projector's (decoding, folding, DuckDB) add up on one core.  Here it runs on
 another core, and the projector gets the raw deliveries in large frames that cost ~1 us a
-message to take in.  `projections.delivery.ProcessReader` starts and reads this.
+message to take in.  `projections.pipeline.delivery.ProcessReader` starts and reads this.
 
 Each frame on stdout is a 4-byte big-endian length and a msgpack `Frame`.  The first frame is
 sent once the consumer exists (possibly empty), so that the parent learns of a failure to
@@ -30,12 +30,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import msgspec
-import nats.errors
-import nats.js.api as api
-from nats.aio.msg import Msg
 
-from dtf.errors import DtfError, StoreError
-from dtf.nats.store import EventStore, position
+from dtf.errors import DtfError
+from dtf.nats.store import EventStore, Message, position
 from dtf.runner.child.lifeline import exit_with_parent
 from events import topology
 
@@ -71,7 +68,7 @@ class _Sender:
         self._encoder = msgspec.msgpack.Encoder()
         self._timer: asyncio.TimerHandle | None = None
 
-    async def add(self, msg: Msg) -> None:
+    async def add(self, msg: Message) -> None:
         seq, pending = position(msg)
         self._items.append(Delivered(seq, msg.subject, msg.data))
         if pending == 0:
@@ -134,30 +131,14 @@ async def read(urls: list[str], start_seq: int) -> None:
     writer, pipe = await _stdout_writer()
     sender = _Sender(writer)
     store = await EventStore.connect(urls, name="dtf-projector-reader")
-    config = api.ConsumerConfig(
-        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq
-    )
-    try:
-        sub = await store.js.subscribe(
-            "dtf.evt.>",
-            stream=topology.EVENTS_STREAM,
-            cb=sender.add,
-            ordered_consumer=True,
-            config=config,
-            pending_msgs_limit=1_000_000,
-            pending_bytes_limit=1 << 30,
-        )
-        info = await sub.consumer_info()
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise StoreError(f"cannot follow the event stream: {exc}") from None
-    nothing_yet = not (info.delivered and info.delivered.consumer_seq)
-    sender.write(caught_up=info.num_pending == 0 and nothing_yet)
+    follower = await store.follow_messages(topology.EVENTS.subjects, sender.add, from_seq=start_seq)
+    sender.write(caught_up=follower.caught_up.is_set())
     # Runs until the parent kills us; a closed stdout (the parent went away) ends it too.
     await pipe.closed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m projections.stream_reader")
+    parser = argparse.ArgumentParser(prog="python -m projections.pipeline.stream_reader")
     parser.add_argument("--from", dest="start", type=int, required=True)
     parser.add_argument("--parent", type=int, default=None)
     parser.add_argument("urls", nargs="+")

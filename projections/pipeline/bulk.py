@@ -1,7 +1,7 @@
 """Set-wise writes: rows staged as numpy columns and loaded with one INSERT ... SELECT.
 
 DuckDB's `executemany` manages about a thousand rows a second; scanning registered numpy
-object arrays is a few hundred thousand.  Rows are tuples in the order of `columns`.
+object arrays is a few hundred thousand.  Rows are tuples in the order of the table's columns.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import duckdb
 import msgspec
 import numpy as np
 
+from projections.pipeline.table import Table, quoted
+
 
 def insert(
     con: duckdb.DuckDBPyConnection,
-    table: str,
-    columns: Sequence[str],
+    table: Table,
     rows: Sequence[tuple],
     *,
     replace: bool = False,
@@ -29,15 +30,16 @@ def insert(
     """
     if not rows:
         return
+    columns = table.names
     staged = np.empty((len(rows), len(columns)), dtype=object)
     # Filling a preallocated array keeps numpy from treating tuple values as dimensions.
     staged[:] = rows
-    name = f"_staged_{table}"
+    name = f"_staged_{table.name}"
     con.register(name, {col: staged[:, i] for i, col in enumerate(columns)})
     try:
-        names = ", ".join(f'"{c}"' for c in columns)
+        names = ", ".join(map(quoted, columns))
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        con.execute(f"{verb} INTO {table} ({names}) SELECT {names} FROM {name} {on_conflict}")
+        con.execute(f"{verb} INTO {table.name} ({names}) SELECT {names} FROM {name} {on_conflict}")
     finally:
         con.unregister(name)
 

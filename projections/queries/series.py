@@ -1,5 +1,5 @@
 """Time-ordered series of measurements: one per metric x dims x hardware, and one per test
-item's duration. Pure functions over the rows of `projections.queries`.
+item's duration. Pure functions over the rows of `projections.queries.read`.
 
 A series' label names it everywhere (trends JSON, regressions, reports):
 `name[key=value,...]@hardware` for a metric (the brackets and `@` only when there are dims or
@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from projections.queries import CaseRow, Dims, ResultRow
+from projections.queries.read import CaseRow, Dims, ResultRow
 
 DURATION_PREFIX = "duration:"
 # Outcomes whose duration measures the test's work; a failure stops early, a skip does nothing.

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-from projections import svg
-from projections.report import Report
-from projections.report_sections import heading_facts, sections
-from projections.series_analysis import SeriesAnalysis
+from projections.queries.series_analysis import SeriesAnalysis
+from projections.reports import svg
+from projections.reports.content import Report
+from projections.reports.sections import heading_facts, sections
 
 MAX_CHARTS = 40
 

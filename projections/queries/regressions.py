@@ -1,6 +1,6 @@
 """Comparing a candidate with a baseline, metric by metric, for `dtf regressions`.
 
-The runs of each side come from `projections.refs`. Samples are the values of each
+The runs of each side come from `projections.queries.refs`. Samples are the values of each
 metric x dims x hardware in those runs, plus each test item's passed durations as metric
 `duration:<nodeid>` (lower is better) when both sides have at least `MIN_DURATION_SAMPLES`.
 Each metric is compared with Mann-Whitney and the Hodges-Lehmann shift
@@ -22,8 +22,8 @@ from projections.analytics.stats import (
     compare_samples,
     judge_all,
 )
-from projections.queries import CaseRow, ResultRow
-from projections.series import Series, duration_series, metric_series
+from projections.queries.read import CaseRow, ResultRow
+from projections.queries.series import Series, duration_series, metric_series
 
 MIN_DURATION_SAMPLES = 3
 VERDICT_ORDER: dict[str, int] = {"regression": 0, "improvement": 1, "unchanged": 2}

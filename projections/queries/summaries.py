@@ -1,5 +1,5 @@
 """Summaries per test item and per benchmark metric, and the best configuration of each
-benchmark. Pure functions over the rows of `projections.queries`.
+benchmark. Pure functions over the rows of `projections.queries.read`.
 
 - A test item is flaky when it both passed and failed (or errored) on the same commit; rows
   without a commit count per run instead, since runs without a commit may differ in code.
@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from projections.analytics.stats import Summary, compare_samples, summarize
-from projections.queries import CaseRow
-from projections.series import Series
+from projections.queries.read import CaseRow
+from projections.queries.series import Series
 
 FAILING = frozenset({"failed", "error"})
 DECISIVE = FAILING | {"passed"}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dtf.errors import ConfigError
-from projections.queries import RunRow
+from projections.queries.read import RunRow
 
 MIN_COMMIT_PREFIX = 4
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from projections import display
+from projections.reports import display
 
 WIDTH = 640
 HEIGHT = 180

@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from projections.queries import CaseRow, ResultRow, RunRow
-from projections.series import duration_series, metric_series
-from projections.series_analysis import (
+from projections.queries.read import CaseRow, ResultRow, RunRow
+from projections.queries.series import duration_series, metric_series
+from projections.queries.series_analysis import (
     DEFAULT_HORIZON,
     DEFAULT_Z_THRESHOLD,
     SeriesAnalysis,
     analyse_all,
 )
-from projections.summaries import (
+from projections.queries.summaries import (
     FAILING,
     BestConfiguration,
     ItemStats,

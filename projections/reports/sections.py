@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from projections import display
-from projections.report import Report
-from projections.series_analysis import SeriesAnalysis
-from projections.summaries import BestConfiguration, ItemStats, MetricStats
+from projections.queries.series_analysis import SeriesAnalysis
+from projections.queries.summaries import BestConfiguration, ItemStats, MetricStats
+from projections.reports import display
+from projections.reports.content import Report
 
 Table = tuple[list[str], list[list[str]]]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from dtf.errors import ConfigError
 from projections.analytics.changepoint import ChangePoint, detect
-from projections.series import Series
-from projections.series_analysis import LocatedChange, locate
+from projections.queries.series import Series
+from projections.queries.series_analysis import LocatedChange, locate
 
 
 def of_values(series: Mapping[str, Sequence[float]]) -> dict[str, list[ChangePoint]]:

@@ -1,41 +1,36 @@
 """The fold the projections share: each aggregate's state as the stream has left it.
 
-`Context` advances tasks, workers and runs with the core's own `evolve_*` functions (so the
+`Aggregates` advances tasks, workers and runs with the core's own `evolve_*` functions (so the
 read models accept exactly what the coordinator's View accepts) and hands each event to the
 projections as a `Folded` with the entries it met.  It keeps in memory every worker, every run
 and the tasks that are not terminal; a terminal task never changes again (`evolve_task` ignores
 everything after a terminal state), so it is dropped once its batch is written and only its id
 is kept.
 
-On restart the context is loaded from the tables: runs and workers from `runs`/`workers`
+On restart the aggregates are loaded from the tables: runs and workers from `runs`/`workers`
 (the columns hold everything their evolve functions read), live tasks from `projector_tasks`,
 where each is stored exactly (its `TaskState` holds fields no table has, such as retry limits).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import duckdb
 import msgspec
 
 from dtf.core.state import (
-    TERMINAL,
     RunState,
     TaskState,
-    WorkerState,
     evolve_run,
     evolve_task,
     evolve_worker,
 )
 from events.catalogue import (
     AnyEvent,
-    Capabilities,
     OfTask,
     OfWorker,
     RunEvent,
-    RunFinished,
     RunSubmitted,
     TaskAssigned,
     TaskCancelled,
@@ -48,82 +43,12 @@ from events.catalogue import (
     WorkerRegistered,
 )
 from events.subjects import run_of
-from projections.projection import Batch, Folded
-from projections.tables.workers import hardware_class
+from projections.pipeline.entries import RunEntry, TaskEntry, WorkerEntry
+from projections.pipeline.folded import Batch, Folded
 
 IN_PROGRESS = ("assigned", "running")
 # Task events that name a worker (not TaskQueued, TaskCancelled, TaskRetryScheduled, ...).
 _NAMES_WORKER = {c for c in AnyEvent.__args__ if "worker_id" in c.__struct_fields__}
-
-
-class TaskEntry(msgspec.Struct, frozen=True):
-    """A task's state plus what its current attempt's row needs besides it."""
-
-    state: TaskState
-    case_count: int
-    term: int = 0  # lease term of the assignment that began the current attempt
-    attempt_started: float | None = None  # TaskStarted of the current attempt
-    outcome: str | None = None  # how the current attempt ended, once it has
-
-    @property
-    def task_id(self) -> str:
-        return self.state.spec.task_id
-
-    @property
-    def run_id(self) -> str:
-        return self.state.spec.run_id
-
-
-class WorkerEntry(msgspec.Struct, frozen=True):
-    """A worker's state plus its capabilities flattened into the `workers` columns."""
-
-    state: WorkerState
-    hostname: str
-    platform: str
-    cpus: int
-    memory_gb: float
-    gpus: int
-    gpu_names: str
-    labels: str
-    hardware: str
-    registered_at: float
-    changed_at: float
-
-    @classmethod
-    def registered(cls, state: WorkerState, event: WorkerRegistered) -> WorkerEntry:
-        caps = event.capabilities
-        return cls(
-            state,
-            hostname=caps.hostname,
-            platform=caps.platform,
-            cpus=caps.cpus,
-            memory_gb=caps.memory_gb,
-            gpus=len(caps.gpus),
-            gpu_names=",".join(g.name or g.vendor for g in caps.gpus),
-            labels=",".join(caps.labels),
-            hardware=hardware_class(caps),
-            registered_at=event.at,
-            changed_at=event.at,
-        )
-
-
-class RunEntry(msgspec.Struct, frozen=True):
-    """A run's state (its submission without the task list) and its git labels."""
-
-    state: RunState
-    task_count: int
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return self.state.submitted.labels
-
-    @property
-    def commit(self) -> str | None:
-        return self.state.submitted.labels.get("commit")
-
-    @property
-    def branch(self) -> str | None:
-        return self.state.submitted.labels.get("branch")
 
 
 def _advance(entry: TaskEntry, event: AnyEvent, state: TaskState) -> TaskEntry:
@@ -142,7 +67,7 @@ def _advance(entry: TaskEntry, event: AnyEvent, state: TaskState) -> TaskEntry:
     return msgspec.structs.replace(entry, state=state)
 
 
-class Context:
+class Aggregates:
     """Owns the in-memory aggregates: live tasks, all workers, all runs; and the count of
     events that changed nothing."""
 
@@ -274,61 +199,11 @@ class Context:
         self._ignored = 0
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Replace the in-memory state with what the committed tables hold."""
+        """Replace the in-memory state: live tasks from projector_tasks here; terminal task
+        ids, workers and runs are restored by the projections that own their tables (each
+        `restore` of `projections.pipeline.registry.Restoring`)."""
         self._reset()
         decoder = msgspec.json.Decoder(TaskEntry)
         for task_id, entry in con.execute("SELECT task_id, entry FROM projector_tasks").fetchall():
             self.tasks[task_id] = decoder.decode(entry)
         self._stored = set(self.tasks)
-        self.settled = {
-            row[0]
-            for row in con.execute(
-                "SELECT task_id FROM tasks WHERE status IN (SELECT unnest($1))", [sorted(TERMINAL)]
-            ).fetchall()
-        }
-        for row in con.execute(
-            "SELECT worker_id, hostname, platform, cpus, memory_gb, gpus, gpu_names, labels,"
-            " hardware, slots, status, registered_at, changed_at, reason FROM workers"
-        ).fetchall():
-            self.workers[row[0]] = _worker_from_row(row)
-        for row in con.execute(
-            "SELECT run_id, submitted_at, actor, bundle, root, labels, task_count, total_cases,"
-            " finished_at, cancelled, counts FROM runs"
-        ).fetchall():
-            self.runs[row[0]] = _run_from_row(row)
-
-
-def _worker_from_row(row: tuple) -> WorkerEntry:
-    wid, host, plat, cpus, mem, gpus, gpu_names, labels, hw, slots, status, reg, changed = row[:13]
-    reason = row[13]
-    caps = Capabilities(plat, host, cpus, mem, labels=tuple(labels.split(",")) if labels else ())
-    registered = WorkerRegistered(
-        id="", at=reg, actor="", worker_id=wid, capabilities=caps, slots=slots
-    )
-    state = WorkerState(wid, registered, status, reason or "")
-    return WorkerEntry(state, host, plat, cpus, mem, gpus, gpu_names, labels, hw, reg, changed)
-
-
-def _run_from_row(row: tuple) -> RunEntry:
-    run_id, at, actor, bundle, root, labels, task_count, total, fin_at, cancelled, counts = row
-    submitted = RunSubmitted(
-        id="",
-        at=at,
-        actor=actor,
-        run_id=run_id,
-        bundle=bundle,
-        root=root,
-        total_cases=total,
-        labels=json.loads(labels) if labels else {},
-    )
-    finished = None
-    if fin_at is not None:
-        finished = RunFinished(
-            id="",
-            at=fin_at,
-            actor="",
-            run_id=run_id,
-            counts=json.loads(counts) if counts else {},
-            cancelled=bool(cancelled),
-        )
-    return RunEntry(RunState(submitted, finished=finished), task_count)
