@@ -1,8 +1,8 @@
 """The analysis commands of `dtf`: `replay` builds the DuckDB read model from the event
 stream; `report`, `regressions`, `trends` and `errors` read only that file (no server needed).
 
-`dtf.cli.main` calls `add_commands` (defined in `dtf.cli.analysis_args`) while building its parser
-and `run` for any command in `COMMANDS`. Heavy imports (numpy, scipy, duckdb) happen inside
+Their arguments are `dtf.cli.analysis_args`; `dtf.cli.main` calls `run` for any of its
+`COMMANDS`. Heavy imports (numpy, scipy, duckdb) happen inside
 the handlers so that `dtf run` does not pay for them.
 """
 
@@ -16,12 +16,10 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from dtf.cli.analysis_args import add_commands
 from dtf.errors import ConfigError
 
-__all__ = ["COMMANDS", "add_commands", "parse_age", "run"]
+__all__ = ["parse_age", "run"]
 
-COMMANDS = {"replay", "report", "regressions", "trends", "errors"}
 
 ConnectUrl = Callable[[argparse.Namespace], list[str]]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DB = "dtf.duckdb"
+COMMANDS = ("replay", "report", "regressions", "trends", "errors")
 
 ServerArg = Callable[[argparse.ArgumentParser], None]
 
