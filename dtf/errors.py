@@ -29,6 +29,10 @@ class ServerUnreachable(StoreError):
     pass
 
 
+class PermissionDenied(StoreError):
+    """The server refused this key (or no key) what was asked: sign-in, publish, subscribe."""
+
+
 class ConcurrencyConflict(StoreError):
     """An expected-last-subject-sequence check failed: someone else wrote to the aggregate."""
 

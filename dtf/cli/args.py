@@ -21,6 +21,12 @@ def server_arg(p: argparse.ArgumentParser) -> None:
         help="NATS URL(s), comma-separated (default: $DTF_SERVER, [tool.dtf] server"
         f"{', else the embedded server' if p.prog.endswith('run') else ''})",
     )
+    p.add_argument(
+        "--creds",
+        metavar="FILE",
+        help="the key file to sign in with, from `dtf auth` (default: $DTF_CREDS, "
+        "[tool.dtf] creds; none for a server without --auth)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_coordinator(sub)
     _add_worker(sub)
     _add_server(sub)
+    _add_auth(sub)
     _add_inspection(sub)
     analysis_args.add_commands(sub, server_arg)
     return parser
@@ -186,6 +193,42 @@ def _add_server(sub: Any) -> None:
         default=Path("dtf-store"),
         help="JetStream store directory (default ./dtf-store)",
     )
+    server.add_argument(
+        "--auth",
+        type=Path,
+        metavar="DIR",
+        help="let in only the keys of DIR (dtf auth init --dir DIR), each with its role's "
+        "permissions; required to listen on anything but loopback",
+    )
+    server.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen on a non-loopback address without --auth: anyone who reaches the port "
+        "can run code on every worker",
+    )
+
+
+def _add_auth(sub: Any) -> None:
+    auth = sub.add_parser(
+        "auth",
+        help="keys and roles for a server started with --auth",
+        description="One key per user, each with a role: submitter (dtf run), worker, "
+        "coordinator, viewer (read only) and admin. Key files are written with mode 0600; "
+        "give each machine only the key it needs (--creds FILE or $DTF_CREDS). A running "
+        "`dtf server --auth DIR` reloads when keys are added or revoked.",
+    )
+    actions = auth.add_subparsers(dest="auth_action", metavar="ACTION", required=True)
+    init = actions.add_parser("init", help="create one key per role and the server's users")
+    init.add_argument("--dir", type=Path, required=True, help="where the keys go (new)")
+    add = actions.add_parser("add", help="a key for one more user, e.g. add worker gpu-box-7")
+    add.add_argument("role", choices=["submitter", "worker", "coordinator", "viewer", "admin"])
+    add.add_argument("name", help="its name; a worker's is its worker id")
+    add.add_argument("--dir", type=Path, required=True)
+    revoke = actions.add_parser("revoke", help="remove a user and delete its key file")
+    revoke.add_argument("name")
+    revoke.add_argument("--dir", type=Path, required=True)
+    listing = actions.add_parser("list", help="the users, their roles and public keys")
+    listing.add_argument("--dir", type=Path, required=True)
 
 
 def _add_inspection(sub: Any) -> None:

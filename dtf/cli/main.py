@@ -124,7 +124,8 @@ async def _worker(args: argparse.Namespace) -> int:
     try:
         worker = Worker(
             store,
-            worker_id=args.id,
+            # A worker key is for one worker: its name is the worker's id.
+            worker_id=args.id or _key_name(),
             slots=args.slots,
             labels=tuple(args.label),
             cache_dir=args.cache_dir,
@@ -137,9 +138,37 @@ async def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_name() -> str | None:
+    creds = os.environ.get("DTF_CREDS")
+    return Path(creds).stem if creds else None
+
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
 def _server(args: argparse.Namespace) -> int:
     from dtf.nats.server import start_cluster_servers, start_server
 
+    authorization = None
+    if args.auth is not None:
+        from dtf.nats import auth
+
+        if args.cluster:
+            raise ConfigError("--auth is not supported with --cluster yet; run the nodes apart")
+        authorization = auth.render(auth.load_users(args.auth))
+        auth.read_seed(args.auth / f"admin{auth.KEY_SUFFIX}")  # it sets the streams up
+    elif args.host not in LOOPBACK and not args.insecure:
+        raise ConfigError(
+            f"refusing to listen on {args.host} without --auth: anyone reaching the port "
+            "could run code on every worker (dtf auth init --dir DIR, then --auth DIR; "
+            "or --insecure)"
+        )
+    if args.insecure and args.auth is None and args.host not in LOOPBACK:
+        print(
+            f"dtf: warning: listening on {args.host} with no authorization (--insecure): "
+            "anyone who reaches the port can submit commands to every worker",
+            file=sys.stderr,
+        )
     if args.cluster:
         if args.cluster < 1:
             raise ConfigError("--cluster needs a number of nodes, e.g. --cluster 3")
@@ -152,16 +181,32 @@ def _server(args: argparse.Namespace) -> int:
         stop = cluster.stop
     else:
         log = args.store / "nats-server.log"
-        server = start_server(store_dir=args.store, host=args.host, port=args.port, log_file=log)
+        server = start_server(
+            store_dir=args.store,
+            host=args.host,
+            port=args.port,
+            log_file=log,
+            authorization=authorization,
+        )
         servers = [server]
         print(f"nats-server listening on {server.url}; Ctrl-C stops it")
         print(f"  store {args.store}, log {log}")
         stop = server.stop
+        if args.auth is not None:
+            try:
+                asyncio.run(_set_up_as_admin(server.url, args.auth))
+            except BaseException:
+                stop()
+                raise
+            print(f"  users and roles from {args.auth} (reloaded when they change)")
+            watch = _auth_watch(server, args.auth)
     # SIGTERM stops the servers as Ctrl-C does, instead of orphaning them.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while all(s.process.poll() is None for s in servers):
             time.sleep(0.5)  # until Ctrl-C, or a node dies
+            if args.auth is not None:
+                watch()
     except KeyboardInterrupt:
         pass
     finally:
@@ -169,6 +214,76 @@ def _server(args: argparse.Namespace) -> int:
     dead = [s for s in servers if s.process.returncode not in (None, 0, -15)]
     if dead:
         raise StoreError(dead[0].death())
+    return 0
+
+
+async def _set_up_as_admin(url: str, directory: Path) -> None:
+    """Create every stream and bucket with the admin key: the other roles may not."""
+    from dtf.nats import auth
+    from dtf.nats.store import EventStore
+
+    store = await EventStore.connect(
+        url, name="dtf-server", creds=directory / f"admin{auth.KEY_SUFFIX}"
+    )
+    try:
+        await store.ensure_topology(with_leases=True)
+    finally:
+        await store.close()
+
+
+def _auth_watch(server, directory: Path) -> Callable[[], None]:
+    """A check, run every half second, that reloads the server's users when `dtf auth add`
+    or `revoke` rewrote them."""
+    from dtf.nats import auth
+    from dtf.nats.server import write_authorization
+
+    path = directory / auth.CONF
+
+    def stamp() -> tuple[int, int]:
+        try:
+            st = path.stat()
+        except OSError:
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_size)
+
+    seen = stamp()
+
+    def check() -> None:
+        nonlocal seen
+        now = stamp()
+        if now == seen:
+            return
+        seen = now
+        try:
+            write_authorization(server, auth.render(auth.load_users(directory)))
+        except ConfigError as exc:
+            print(f"dtf: warning: users not reloaded: {exc}", file=sys.stderr)
+            return
+        print("users and roles reloaded", flush=True)
+
+    return check
+
+
+def _auth(args: argparse.Namespace, console: Console) -> int:
+    from dtf.nats import auth
+
+    if args.auth_action == "init":
+        for path in auth.init(args.dir):
+            console.print(f"wrote {path}", markup=False)
+        console.print(
+            f"start the server with: dtf server --host 0.0.0.0 --auth {args.dir}; give each "
+            "machine only its key (--creds FILE)",
+            markup=False,
+        )
+    elif args.auth_action == "add":
+        path = auth.add(args.dir, args.role, args.name)
+        console.print(f"wrote {path} ({args.role})", markup=False)
+    elif args.auth_action == "revoke":
+        user = auth.revoke(args.dir, args.name)
+        console.print(f"revoked {user.name} ({user.role})", markup=False)
+    else:
+        for user in auth.load_users(args.dir):
+            console.print(f"{user.name:<24} {user.role:<12} {user.public_key}", markup=False)
     return 0
 
 
@@ -262,6 +377,7 @@ COMMANDS: dict[str, Handler] = {
     "status": lambda args, _, console: _status(args, console),
     "show": lambda args, _, console: _show(args, console),
     "events": lambda args, _, console: _events(args, console),
+    "auth": lambda args, _, console: _auth(args, console),
     **{name: (lambda args, _, console: _analysis(args, console)) for name in ANALYSIS_COMMANDS},
 }
 
@@ -283,6 +399,20 @@ def console_width(environ: Mapping[str, str], is_terminal: bool, default: int = 
     return width if width >= 40 else 80
 
 
+def _use_creds(args: argparse.Namespace) -> None:
+    """Put the key file of `--creds` (or $DTF_CREDS, or `[tool.dtf] creds`) in $DTF_CREDS,
+    checked: every connection of this process and of its children signs in with it."""
+    if not hasattr(args, "creds"):
+        return
+    from dtf.client.config import creds_path
+    from dtf.nats.auth import read_seed
+
+    path = creds_path(args.creds, load_settings(Path.cwd()))
+    if path is not None:
+        read_seed(path)  # one clear line for a bad or readable-by-others file, before connecting
+        os.environ["DTF_CREDS"] = str(path.resolve())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pytest_args: list[str] = []
@@ -299,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # never broken at the console's width; tables and rules still fit the width.
     console = Console(highlight=False, width=width, soft_wrap=True)
     try:
+        _use_creds(args)
         return COMMANDS[args.cmd](args, pytest_args, console)
     except DtfError as exc:
         print(f"dtf: error: {exc}", file=sys.stderr)

@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     strategy: str = "duration"
     labels: list[str] = []
     python: str = ""  # the project's interpreter (default: dtf's own)
+    creds: str = ""  # the key file this machine connects with (`dtf auth`)
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -54,6 +55,8 @@ def load_settings(start: Path) -> Settings:
         raise ConfigError(f"bad [tool.dtf] in {path}: {exc}") from None
     for f in msgspec.structs.fields(Settings):
         check_option(f.name, getattr(settings, f.name), setting_source(f.encode_name, path))
+    if settings.creds:
+        settings = msgspec.structs.replace(settings, creds=str(path.parent / settings.creds))
     if settings.python:
         # A relative path means the same interpreter from anywhere inside the project.
         settings = msgspec.structs.replace(settings, python=resolve(settings.python, path.parent))
@@ -68,6 +71,13 @@ def server_url(cli: str | None, settings: Settings) -> str | None:
             if not part.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
                 raise ConfigError(f"server URL must look like nats://host:4222, got {part!r}")
     return url
+
+
+def creds_path(cli: str | None, settings: Settings) -> Path | None:
+    """The key file to connect with (`--creds`, $DTF_CREDS, `[tool.dtf] creds`), or None for
+    a server without authorization."""
+    path = cli or os.environ.get("DTF_CREDS") or settings.creds or None
+    return Path(path).expanduser() if path else None
 
 
 def servers(url: str) -> list[str]:

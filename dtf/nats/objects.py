@@ -17,12 +17,27 @@ from dtf.errors import StoreError
 class ObjectBucket:
     """One object-store bucket, created on first use when it does not exist."""
 
-    def __init__(self, js, name: str, ttl_s: float, replicas: int) -> None:
+    def __init__(self, js, name: str, ttl_s: float, replicas: int, denials=None) -> None:
         self._js = js
+        self._denials = denials  # the connection's refusals (`dtf.nats.store.Denials`)
         self.name = name
         self._ttl_s = ttl_s
         self._replicas = replicas
         self._bucket = None
+
+    def _error(self, exc: BaseException, doing: str) -> StoreError:
+        if self._denials is not None:
+            return self._denials.explain(exc, doing)
+        return StoreError(f"{doing}: {exc}")
+
+    async def _unless_refused(self, awaitable):
+        if self._denials is None:
+            return await awaitable
+        return await self._denials.unless_refused(awaitable)
+
+    async def ensure(self) -> None:
+        """Create the bucket now if it does not exist."""
+        await self._open()
 
     async def _open(self):
         if self._bucket is None:
@@ -35,18 +50,18 @@ class ObjectBucket:
                     )
                     self._bucket = await self._js.create_object_store(self.name, config=config)
             except (nats.errors.Error, TimeoutError) as exc:
-                raise StoreError(f"object store {self.name} unavailable: {exc}") from None
+                raise self._error(exc, f"object store {self.name} unavailable") from None
         return self._bucket
 
     async def get(self, key: str) -> bytes | None:
         """The object's content, or None when there is no such object."""
         bucket = await self._open()
         try:
-            result = await bucket.get(key)
+            result = await self._unless_refused(bucket.get(key))
         except nats.js.errors.ObjectNotFoundError:
             return None
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"could not fetch {key[:24]} from {self.name}: {exc}") from None
+            raise self._error(exc, f"could not fetch {key[:24]} from {self.name}") from None
         return result.data or b""
 
     async def exists(self, key: str) -> bool:
@@ -56,17 +71,16 @@ class ObjectBucket:
         except nats.js.errors.ObjectNotFoundError:
             return False
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"object store {self.name} unavailable: {exc}") from None
+            raise self._error(exc, f"object store {self.name} unavailable") from None
         return True
 
     async def put(self, key: str, data: bytes) -> None:
         bucket = await self._open()
         try:
-            await bucket.put(key, data)
+            await self._unless_refused(bucket.put(key, data))
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(
-                f"could not store {key[:24]} ({len(data)} bytes) in {self.name}: {exc}"
-            ) from None
+            doing = f"could not store {key[:24]} ({len(data)} bytes) in {self.name}"
+            raise self._error(exc, doing) from None
 
     async def delete(self, key: str) -> None:
         """Remove the object; nothing happens when it is already gone or unreachable."""

@@ -123,8 +123,14 @@ def start_server(
     port: int = -1,
     timeout: float = 10.0,
     log_file: Path | None = None,
+    authorization: str | None = None,
 ) -> LocalServer:
-    """Start nats-server with JetStream; port -1 picks a free one, read back from its ports file."""
+    """Start nats-server with JetStream; port -1 picks a free one, read back from its ports file.
+
+    `authorization` (an `authorization { ... }` block, `dtf.nats.auth.render`) is added to the
+    configuration, written to `<store_dir>/nats-dtf.conf` so that a reload (SIGHUP) re-reads
+    it: `write_authorization` replaces it there.
+    """
     temp = None
     if store_dir is None:
         temp = tempfile.TemporaryDirectory(prefix="dtf-nats-")
@@ -134,6 +140,10 @@ def start_server(
     if config is None and not durable:
         config = ports_dir / "lazy-fsync.conf"
         config.write_text(lazy_fsync(config_file().read_text()))
+    if authorization is not None:
+        base = (config or config_file()).read_text()
+        config = store_dir / AUTH_CONFIG
+        config.write_text(f"{base}\n{authorization}")
     args = [
         server_binary(),
         "-c",
@@ -183,6 +193,22 @@ def _start_failure(returncode: int, port: int, log_file: Path | None) -> str:
     if port > 0:
         return f"nats-server exited at start (code {returncode}); is port {port} in use?"
     return f"nats-server exited at start (code {returncode})"
+
+
+AUTH_CONFIG = "nats-dtf.conf"
+
+
+def write_authorization(server: LocalServer, authorization: str) -> None:
+    """Replace the running server's users and permissions, and have it reload them."""
+    path = server.store_dir / AUTH_CONFIG
+    text = path.read_text()
+    base = (
+        text[: text.index("\n# Written by `dtf auth`")]
+        if "# Written by `dtf auth`" in text
+        else text
+    )
+    path.write_text(f"{base}\n{authorization}")
+    server.process.send_signal(signal.SIGHUP)
 
 
 def free_port() -> int:

@@ -11,17 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
 
 import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
+from nats.protocol.parser import PERMISSIONS_ERR
 
-from dtf.errors import ConcurrencyConflict, DomainError, ServerUnreachable, StoreError
+from dtf.errors import (
+    ConcurrencyConflict,
+    DomainError,
+    PermissionDenied,
+    ServerUnreachable,
+    StoreError,
+)
+from dtf.nats.auth import read_seed
 from dtf.nats.claim import Claim
 from dtf.nats.lease import KvKey, holder, leader_bucket
 from dtf.nats.objects import ObjectBucket
@@ -34,6 +45,7 @@ from events.subjects import aggregate_filter, subject_of
 __all__ = ["EventStore", "Follower", "Recorded", "Rejected", "Stored", "position"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WRONG_LAST_SEQUENCE = 10071
 REQUEST_TIMEOUT_S = 5.0
@@ -87,8 +99,54 @@ class Follower:
             self._sub = None
 
 
-async def _quiet(_exc: Exception) -> None:
-    """nats-py's default callbacks print tracebacks; connection state is reported by us."""
+class Denials:
+    """The server's refusals of this connection's publishes and subscriptions.
+
+    nats-py reports a permissions violation only to its error callback, while the publish
+    that caused it waits for an answer that never comes; `explain` turns that timeout into
+    the refusal the server gave.  Other errors are reported by us where they matter (nats-py's
+    default callback would print tracebacks).
+    """
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+        self.sign_in_refused = False
+        self._next: asyncio.Future[None] | None = None  # done at the next refusal
+
+    async def record(self, exc: Exception) -> None:
+        text = str(exc)
+        lowered = text.lower()
+        if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in lowered:
+            self.sign_in_refused = True
+        if PERMISSIONS_ERR in lowered:
+            self.last = text.removeprefix("nats: ")
+            if self._next is not None and not self._next.done():
+                self._next.set_result(None)
+            self._next = None
+
+    async def unless_refused(self, awaitable: Awaitable[T]) -> T:
+        """`awaitable`'s result, or TimeoutError at once when the server refuses something of
+        this connection meanwhile (instead of waiting out the request's timeout)."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        refused = self._next
+        task = asyncio.ensure_future(awaitable)
+        try:
+            await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.done():
+            return task.result()
+        task.cancel()
+        raise TimeoutError("refused by the server")
+
+    def explain(self, exc: BaseException, doing: str) -> StoreError:
+        """The error to raise for `exc`: a PermissionDenied when the server refused us."""
+        if self.last is not None:
+            refusal, self.last = self.last, None
+            return PermissionDenied(f"permission denied: {doing}: the server said {refusal!r}")
+        return StoreError(f"{doing}: {exc or type(exc).__name__}")
 
 
 class EventStore:
@@ -96,15 +154,29 @@ class EventStore:
 
     def __init__(self, nc: nats.NATS, servers: Sequence[str]) -> None:
         self.nc = nc
+        self.denials = Denials()
         self.js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
         self.servers = list(servers)
 
     @classmethod
     async def connect(
-        cls, servers: str | Sequence[str], *, name: str = "dtf", timeout: float = 5.0
+        cls,
+        servers: str | Sequence[str],
+        *,
+        name: str = "dtf",
+        timeout: float = 5.0,
+        creds: Path | None = None,
     ) -> EventStore:
-        """Connect within `timeout` seconds or raise ServerUnreachable; reconnect forever after."""
+        """Connect within `timeout` seconds or raise ServerUnreachable; reconnect forever after.
+
+        `creds` is the key file to sign in with (default: $DTF_CREDS, when set); a server that
+        refuses it gives one line saying so.
+        """
         urls = [servers] if isinstance(servers, str) else list(servers)
+        if creds is None and os.environ.get("DTF_CREDS"):
+            creds = Path(os.environ["DTF_CREDS"]).expanduser()
+        seed = read_seed(creds).decode() if creds is not None else None
+        denials = Denials()
         try:
             nc = await asyncio.wait_for(
                 nats.connect(
@@ -113,17 +185,24 @@ class EventStore:
                     connect_timeout=min(2, max(1, int(timeout))),
                     reconnect_time_wait=0.5,
                     max_reconnect_attempts=-1,
-                    error_cb=_quiet,
+                    error_cb=denials.record,
                     disconnected_cb=None,
+                    nkeys_seed_str=seed,
                 ),
                 timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            raise ServerUnreachable(
-                f"cannot reach NATS at {', '.join(urls)} within {timeout:g}s"
-                f" ({type(exc).__name__}); is the server running? (dtf server, or --server URL)"
+            if not (isinstance(exc, nats.errors.AuthorizationError) or denials.sign_in_refused):
+                raise ServerUnreachable(
+                    f"cannot reach NATS at {', '.join(urls)} within {timeout:g}s"
+                    f" ({type(exc).__name__}); is the server running? (dtf server, or --server URL)"
+                ) from None
+            raise PermissionDenied(
+                f"the server at {', '.join(urls)} refused "
+                + (f"the key {creds}" if creds else "to let in a client without a key (--creds)")
             ) from None
         store = cls(nc, urls)
+        store.denials = denials
         await store.ensure_topology()
         return store
 
@@ -144,8 +223,11 @@ class EventStore:
         known = {u.netloc for u in self.nc.servers} | {u.netloc for u in self.nc.discovered_servers}
         return 3 if len(known) >= 3 else 1
 
-    async def ensure_topology(self, within: float = 30.0) -> None:
+    async def ensure_topology(self, within: float = 30.0, *, with_leases: bool = False) -> None:
         """Create the streams and buckets that do not exist yet (idempotent).
+
+        `with_leases` creates the lease and checkpoint buckets too, which otherwise the first
+        coordinator and worker create: on a server with authorization only admin may.
 
         A cluster that just started may still be electing its JetStream leader and refuse;
         that is retried until `within` seconds have passed.
@@ -154,10 +236,13 @@ class EventStore:
         while True:
             try:
                 await self._create_topology()
+                if with_leases:
+                    await leader_bucket(self.js, replicas=self.replicas)
+                    await self.objects(topology.CHECKPOINTS_BUCKET).ensure()
                 return
             except (nats.errors.Error, TimeoutError) as exc:
-                if time.monotonic() > deadline:
-                    raise StoreError(f"cannot set up JetStream streams: {exc}") from None
+                if time.monotonic() > deadline or self.denials.last is not None:
+                    raise self.denials.explain(exc, "cannot set up JetStream streams") from None
                 await asyncio.sleep(0.5)
 
     async def _create_topology(self) -> None:
@@ -216,13 +301,13 @@ class EventStore:
         try:
             # Awaited publish, not publish_async: a rejected async publish never resolves
             # its future (nats.py #985).
-            ack = await self.js.publish(subject, data, headers=headers)
+            ack = await self.denials.unless_refused(self.js.publish(subject, data, headers=headers))
         except nats.js.errors.APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise ConcurrencyConflict(subject, expected_last_seq or 0) from None
             raise StoreError(f"JetStream refused {subject}: {exc.description}") from None
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"could not append {subject}: {type(exc).__name__}") from None
+            raise self.denials.explain(exc, f"could not append {subject}") from None
         return ack.seq
 
     async def append_retrying(
@@ -242,8 +327,8 @@ class EventStore:
         while True:
             try:
                 return await self.append(event, expected_last_seq)
-            except ConcurrencyConflict:
-                raise
+            except (ConcurrencyConflict, PermissionDenied):
+                raise  # answers, not failures: retrying cannot change them
             except StoreError as exc:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -267,7 +352,7 @@ class EventStore:
         try:
             info = await self.js.stream_info(topology.EVENTS_STREAM)
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot read stream info: {exc}") from None
+            raise self.denials.explain(exc, "cannot read stream info") from None
         return info.state.last_seq
 
     async def follow(
@@ -335,26 +420,28 @@ class EventStore:
             opt_start_seq=None if new_only else max(1, from_seq),
         )
         try:
-            sub = await self.js.subscribe(
-                filters[0] if len(filters) == 1 else None,  # type: ignore[arg-type]
-                stream=topology.EVENTS_STREAM,
-                cb=on_msg,
-                ordered_consumer=True,
-                config=config,
-                pending_msgs_limit=1_000_000,
-                pending_bytes_limit=1 << 30,
+            sub = await self.denials.unless_refused(
+                self.js.subscribe(
+                    filters[0] if len(filters) == 1 else None,  # type: ignore[arg-type]
+                    stream=topology.EVENTS_STREAM,
+                    cb=on_msg,
+                    ordered_consumer=True,
+                    config=config,
+                    pending_msgs_limit=1_000_000,
+                    pending_bytes_limit=1 << 30,
+                )
             )
             follower._sub = sub
             if new_only:
                 follower.caught_up.set()
             else:
-                info = await sub.consumer_info()
+                info = await self.denials.unless_refused(sub.consumer_info())
                 # Nothing pending and nothing delivered: the filter matches no history.  (When
                 # something was delivered, the callback sets caught_up at num_pending == 0.)
                 if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
                     follower.caught_up.set()
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot follow {', '.join(filters)}: {exc}") from None
+            raise self.denials.explain(exc, f"cannot follow {', '.join(filters)}") from None
         return follower
 
     async def load(self, subjects: str | Sequence[str], timeout: float = 30.0) -> list[Stored]:
@@ -392,7 +479,7 @@ class EventStore:
         try:
             sub = await self.nc.subscribe(subject, cb=on_msg)
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot listen on {subject}: {exc}") from None
+            raise self.denials.explain(exc, f"cannot listen on {subject}") from None
         listener = Follower(_sub=sub)
         listener.caught_up.set()
         return listener
@@ -412,15 +499,18 @@ class EventStore:
         try:
             sub = await self.nc.subscribe(subject, queue=queue, cb=on_msg)
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot serve {subject}: {exc}") from None
+            raise self.denials.explain(exc, f"cannot serve {subject}") from None
         return Follower(_sub=sub)
 
     async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
         """The answer to a request; StoreError when nobody answers within `timeout`."""
         try:
-            return (await self.nc.request(subject, data, timeout=timeout)).data
+            reply = await self.denials.unless_refused(
+                self.nc.request(subject, data, timeout=timeout)
+            )
+            return reply.data
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"no answer on {subject}: {type(exc).__name__}") from None
+            raise self.denials.explain(exc, f"no answer on {subject}") from None
 
     async def publish_note(self, subject: str, data: bytes) -> None:
         """A core publish, best-effort: task output into the log stream, progress notes."""
@@ -441,15 +531,15 @@ class EventStore:
         except nats.js.errors.NoKeysError:
             return set()
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot read the heartbeats: {type(exc).__name__}") from None
+            raise self.denials.explain(exc, "cannot read the heartbeats") from None
 
     async def beat(self, worker_id: str, data: bytes) -> None:
         """Put a worker's heartbeat (the bucket's TTL expires it)."""
         kv = await self.heartbeats()
         try:
-            await kv.put(worker_id, data)
+            await self.denials.unless_refused(kv.put(worker_id, data))
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"heartbeat not sent: {type(exc).__name__}") from None
+            raise self.denials.explain(exc, "heartbeat not sent") from None
 
     async def forget_beat(self, worker_id: str) -> None:
         """Remove a worker's heartbeat at once (a clean stop need not wait for the TTL)."""
@@ -457,7 +547,7 @@ class EventStore:
         try:
             await kv.delete(worker_id)
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"heartbeat not removed: {type(exc).__name__}") from None
+            raise self.denials.explain(exc, "heartbeat not removed") from None
 
     async def last_on(self, subject: str) -> Stored | None:
         """The last message stored on `subject` (one request), None when there is none."""
@@ -466,7 +556,7 @@ class EventStore:
         except nats.js.errors.NotFoundError:
             return None
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot read {subject}: {type(exc).__name__}") from None
+            raise self.denials.explain(exc, f"cannot read {subject}") from None
         data = raw.data or b""
         try:
             return Recorded(raw.seq or 0, subject, read(subject, data))
@@ -479,7 +569,7 @@ class EventStore:
         try:
             return HeartbeatWatch(await kv.watchall())
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"cannot watch the heartbeats: {type(exc).__name__}") from None
+            raise self.denials.explain(exc, "cannot watch the heartbeats") from None
 
     async def lease(self, holder_id: str, ttl: float) -> Claim:
         """A claim on the coordinators' lease for `holder_id` (see `dtf.nats.lease`)."""
@@ -490,11 +580,11 @@ class EventStore:
         try:
             return await self.js.key_value(topology.HEARTBEATS_BUCKET)
         except (nats.errors.Error, TimeoutError) as exc:
-            raise StoreError(f"heartbeat bucket unavailable: {exc}") from None
+            raise self.denials.explain(exc, "heartbeat bucket unavailable") from None
 
     def objects(self, bucket: str, ttl_s: float = topology.BUNDLES_TTL_S) -> ObjectBucket:
         """An object-store bucket (created on first use): bundles, checkpoints."""
-        return ObjectBucket(self.js, bucket, ttl_s, self.replicas)
+        return ObjectBucket(self.js, bucket, ttl_s, self.replicas, self.denials)
 
     def bundles(self) -> ObjectBucket:
         return self.objects(topology.BUNDLES_BUCKET)
