@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -131,8 +131,9 @@ class Denials:
             self._next = asyncio.get_running_loop().create_future()
         refused = self._next
         task = asyncio.ensure_future(awaitable)
+        either: set[asyncio.Future[Any]] = {task, refused}
         try:
-            await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             task.cancel()
             raise
