@@ -27,6 +27,12 @@ def server_arg(p: argparse.ArgumentParser) -> None:
         help="the key file to sign in with, from `dtf auth` (default: $DTF_CREDS, "
         "[tool.dtf] creds; none for a server without --auth)",
     )
+    p.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="the CA certificate that signed the servers' (tls:// URLs; default: $DTF_TLS_CA, "
+        "[tool.dtf] tls-ca, else the system's authorities)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +205,18 @@ def _add_server(sub: Any) -> None:
         metavar="DIR",
         help="let in only the keys of DIR (dtf auth init --dir DIR), each with its role's "
         "permissions; required to listen on anything but loopback",
+    )
+    server.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="serve TLS only, with this certificate"
+    )
+    server.add_argument(
+        "--tls-key", type=Path, metavar="FILE", help="the certificate's private key"
+    )
+    server.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="FILE",
+        help="the CA that signed --tls-cert, for the server's own set-up connection",
     )
     server.add_argument(
         "--insecure",

@@ -163,6 +163,12 @@ def _server(args: argparse.Namespace) -> int:
             "could run code on every worker (dtf auth init --dir DIR, then --auth DIR; "
             "or --insecure)"
         )
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert is not None else None
+    for path in tls or ():
+        if not path.is_file():
+            raise ConfigError(f"no such file {path}")
     if args.insecure and args.auth is None and args.host not in LOOPBACK:
         print(
             f"dtf: warning: listening on {args.host} with no authorization (--insecure): "
@@ -187,6 +193,7 @@ def _server(args: argparse.Namespace) -> int:
             port=args.port,
             log_file=log,
             authorization=authorization,
+            tls=tls,
         )
         servers = [server]
         print(f"nats-server listening on {server.url}; Ctrl-C stops it")
@@ -194,7 +201,7 @@ def _server(args: argparse.Namespace) -> int:
         stop = server.stop
         if args.auth is not None:
             try:
-                asyncio.run(_set_up_as_admin(server.url, args.auth))
+                asyncio.run(_set_up_as_admin(server.url, args.auth, args.tls_ca))
             except BaseException:
                 stop()
                 raise
@@ -217,7 +224,7 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _set_up_as_admin(url: str, directory: Path) -> None:
+async def _set_up_as_admin(url: str, directory: Path, tls_ca: Path | None) -> None:
     """Create every stream and bucket with the admin key: the other roles may not."""
     from dtf.nats import auth
     from dtf.nats.store import EventStore
@@ -404,13 +411,19 @@ def _use_creds(args: argparse.Namespace) -> None:
     checked: every connection of this process and of its children signs in with it."""
     if not hasattr(args, "creds"):
         return
-    from dtf.client.config import creds_path
+    from dtf.client.config import creds_path, tls_ca_path
     from dtf.nats.auth import read_seed
 
-    path = creds_path(args.creds, load_settings(Path.cwd()))
+    settings = load_settings(Path.cwd())
+    path = creds_path(args.creds, settings)
     if path is not None:
         read_seed(path)  # one clear line for a bad or readable-by-others file, before connecting
         os.environ["DTF_CREDS"] = str(path.resolve())
+    ca = tls_ca_path(args.tls_ca, settings)
+    if ca is not None:
+        if not ca.is_file():
+            raise ConfigError(f"--tls-ca: no such file {ca}")
+        os.environ["DTF_TLS_CA"] = str(ca.resolve())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

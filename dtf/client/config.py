@@ -30,6 +30,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     labels: list[str] = []
     python: str = ""  # the project's interpreter (default: dtf's own)
     creds: str = ""  # the key file this machine connects with (`dtf auth`)
+    tls_ca: str = ""  # the CA certificate that signed the servers' (tls:// URLs)
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -55,8 +56,10 @@ def load_settings(start: Path) -> Settings:
         raise ConfigError(f"bad [tool.dtf] in {path}: {exc}") from None
     for f in msgspec.structs.fields(Settings):
         check_option(f.name, getattr(settings, f.name), setting_source(f.encode_name, path))
-    if settings.creds:
-        settings = msgspec.structs.replace(settings, creds=str(path.parent / settings.creds))
+    for key in ("creds", "tls_ca"):  # relative to the pyproject.toml that names them
+        if getattr(settings, key):
+            where = str(path.parent / getattr(settings, key))
+            settings = msgspec.structs.replace(settings, **{key: where})
     if settings.python:
         # A relative path means the same interpreter from anywhere inside the project.
         settings = msgspec.structs.replace(settings, python=resolve(settings.python, path.parent))
@@ -77,6 +80,12 @@ def creds_path(cli: str | None, settings: Settings) -> Path | None:
     """The key file to connect with (`--creds`, $DTF_CREDS, `[tool.dtf] creds`), or None for
     a server without authorization."""
     path = cli or os.environ.get("DTF_CREDS") or settings.creds or None
+    return Path(path).expanduser() if path else None
+
+
+def tls_ca_path(cli: str | None, settings: Settings) -> Path | None:
+    """The CA certificate to verify tls:// servers with, or None for the system's."""
+    path = cli or os.environ.get("DTF_TLS_CA") or settings.tls_ca or None
     return Path(path).expanduser() if path else None
 
 

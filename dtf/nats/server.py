@@ -124,12 +124,14 @@ def start_server(
     timeout: float = 10.0,
     log_file: Path | None = None,
     authorization: str | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> LocalServer:
     """Start nats-server with JetStream; port -1 picks a free one, read back from its ports file.
 
     `authorization` (an `authorization { ... }` block, `dtf.nats.auth.render`) is added to the
     configuration, written to `<store_dir>/nats-dtf.conf` so that a reload (SIGHUP) re-reads
-    it: `write_authorization` replaces it there.
+    it: `write_authorization` replaces it there.  `tls` (certificate and key files) makes the
+    server speak TLS only; its `url` is then tls://.
     """
     temp = None
     if store_dir is None:
@@ -140,10 +142,13 @@ def start_server(
     if config is None and not durable:
         config = ports_dir / "lazy-fsync.conf"
         config.write_text(lazy_fsync(config_file().read_text()))
-    if authorization is not None:
-        base = (config or config_file()).read_text()
+    if authorization is not None or tls is not None:
+        text = (config or config_file()).read_text()
+        if tls is not None:
+            cert, key = (json.dumps(str(path.resolve())) for path in tls)
+            text += f"\ntls {{\n  cert_file: {cert}\n  key_file: {key}\n}}\n"
         config = store_dir / AUTH_CONFIG
-        config.write_text(f"{base}\n{authorization}")
+        config.write_text(f"{text}\n{authorization or ''}")
     args = [
         server_binary(),
         "-c",
@@ -178,6 +183,8 @@ def start_server(
                 with contextlib.suppress(json.JSONDecodeError):
                     ports = json.loads(ports_file.read_text())
                     url = ports["nats"][0]
+                    if tls is not None:
+                        url = url.replace("nats://", "tls://", 1)
                     return LocalServer(proc, url, store_dir, temp, log_file)
             time.sleep(0.01)
         proc.kill()

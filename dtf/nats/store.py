@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from nats.protocol.parser import PERMISSIONS_ERR
 
 from dtf.errors import (
     ConcurrencyConflict,
+    ConfigError,
     DomainError,
     PermissionDenied,
     ServerUnreachable,
@@ -99,6 +101,18 @@ class Follower:
             self._sub = None
 
 
+def _tls_context(urls: Sequence[str], ca: Path | None) -> ssl.SSLContext | None:
+    """The TLS settings for `urls`: None for plain nats:// (unless a CA is given)."""
+    if ca is None and os.environ.get("DTF_TLS_CA"):
+        ca = Path(os.environ["DTF_TLS_CA"]).expanduser()
+    if ca is None and not any(u.startswith("tls://") for u in urls):
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot use {ca} as the servers' CA certificate: {exc}") from None
+
+
 class Denials:
     """The server's refusals of this connection's publishes and subscriptions.
 
@@ -111,9 +125,12 @@ class Denials:
     def __init__(self) -> None:
         self.last: str | None = None
         self.sign_in_refused = False
+        self.tls_failure: str | None = None
         self._next: asyncio.Future[None] | None = None  # done at the next refusal
 
     async def record(self, exc: Exception) -> None:
+        if isinstance(exc, ssl.SSLError):
+            self.tls_failure = getattr(exc, "verify_message", None) or exc.reason or str(exc)
         text = str(exc)
         lowered = text.lower()
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in lowered:
@@ -167,16 +184,19 @@ class EventStore:
         name: str = "dtf",
         timeout: float = 5.0,
         creds: Path | None = None,
+        tls_ca: Path | None = None,
     ) -> EventStore:
         """Connect within `timeout` seconds or raise ServerUnreachable; reconnect forever after.
 
         `creds` is the key file to sign in with (default: $DTF_CREDS, when set); a server that
-        refuses it gives one line saying so.
+        refuses it gives one line saying so.  A tls:// URL is verified against the system's
+        certificate authorities, or `tls_ca` (default: $DTF_TLS_CA).
         """
         urls = [servers] if isinstance(servers, str) else list(servers)
         if creds is None and os.environ.get("DTF_CREDS"):
             creds = Path(os.environ["DTF_CREDS"]).expanduser()
         seed = read_seed(creds).decode() if creds is not None else None
+        tls = _tls_context(urls, tls_ca)
         denials = Denials()
         try:
             nc = await asyncio.wait_for(
@@ -189,10 +209,16 @@ class EventStore:
                     error_cb=denials.record,
                     disconnected_cb=None,
                     nkeys_seed_str=seed,
+                    tls=tls,
                 ),
                 timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
+            if denials.tls_failure is not None:
+                raise ServerUnreachable(
+                    f"TLS with {', '.join(urls)} failed: {denials.tls_failure}"
+                    + ("" if tls_ca else " (give the servers' CA certificate: --tls-ca FILE)")
+                ) from None
             if not (isinstance(exc, nats.errors.AuthorizationError) or denials.sign_in_refused):
                 raise ServerUnreachable(
                     f"cannot reach NATS at {', '.join(urls)} within {timeout:g}s"
