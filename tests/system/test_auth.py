@@ -348,6 +348,12 @@ def test_a_run_with_a_key_per_role_meets_no_refusal(
         )  # fmt: skip
         assert run.returncode == 1, run.stdout + run.stderr
         assert "1 failed, 1 passed" in run.stdout
+        # A viewer reads everything back: the status, and the read models by replay.
+        viewer = {**cluster.env, "DTF_CREDS": str(keys / "viewer.nk")}
+        status = dtf("status", cwd=tmp_path, env=viewer)
+        assert status.returncode == 0 and "runs: 1 known" in status.stdout, status.stderr
+        replay = dtf("replay", "--db", str(tmp_path / "r.duckdb"), cwd=tmp_path, env=viewer)
+        assert replay.returncode == 0, replay.stderr
         log = (tmp_path / "st" / "nats-server.log").read_text()
         violations = [line for line in log.splitlines() if "Violation" in line]
         assert not violations, violations
