@@ -122,7 +122,10 @@ class Denials:
     default callback would print tracebacks).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keyed: bool = False) -> None:
+        # Only a connection that signs in with a key can be refused anything: without one,
+        # `unless_refused` costs nothing (a task and a wait on every append otherwise).
+        self.keyed = keyed
         self.last: str | None = None
         self.sign_in_refused = False
         self.tls_failure: str | None = None
@@ -144,6 +147,8 @@ class Denials:
     async def unless_refused(self, awaitable: Awaitable[T]) -> T:
         """`awaitable`'s result, or TimeoutError at once when the server refuses something of
         this connection meanwhile (instead of waiting out the request's timeout)."""
+        if not self.keyed:
+            return await awaitable
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
         refused = self._next
@@ -197,7 +202,7 @@ class EventStore:
             creds = Path(os.environ["DTF_CREDS"]).expanduser()
         seed = read_seed(creds).decode() if creds is not None else None
         tls = _tls_context(urls, tls_ca)
-        denials = Denials()
+        denials = Denials(keyed=seed is not None)
         try:
             nc = await asyncio.wait_for(
                 nats.connect(
