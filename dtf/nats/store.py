@@ -138,11 +138,13 @@ class Denials:
         lowered = text.lower()
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in lowered:
             self.sign_in_refused = True
-        if PERMISSIONS_ERR in lowered:
+        elif PERMISSIONS_ERR in lowered:
             self.last = text.removeprefix("nats: ")
-            if self._next is not None and not self._next.done():
-                self._next.set_result(None)
-            self._next = None
+        else:
+            return
+        if self._next is not None and not self._next.done():
+            self._next.set_result(None)  # whatever waits on the server will not be answered
+        self._next = None
 
     async def unless_refused(self, awaitable: Awaitable[T]) -> T:
         """`awaitable`'s result, or TimeoutError at once when the server refuses something of
@@ -169,6 +171,8 @@ class Denials:
         if self.last is not None:
             refusal, self.last = self.last, None
             return PermissionDenied(f"permission denied: {doing}: the server said {refusal!r}")
+        if self.sign_in_refused:  # connected once, then the server stopped taking our key
+            return PermissionDenied(f"{doing}: the server no longer accepts this key (revoked?)")
         return StoreError(f"{doing}: {exc or type(exc).__name__}")
 
 
@@ -273,7 +277,8 @@ class EventStore:
                     await self.objects(topology.CHECKPOINTS_BUCKET).ensure()
                 return
             except (nats.errors.Error, TimeoutError) as exc:
-                if time.monotonic() > deadline or self.denials.last is not None:
+                refused = self.denials.last is not None or self.denials.sign_in_refused
+                if time.monotonic() > deadline or refused:
                     raise self.denials.explain(exc, "cannot set up JetStream streams") from None
                 await asyncio.sleep(0.5)
 

@@ -362,8 +362,10 @@ def test_a_run_with_a_key_per_role_meets_no_refusal(
 
 
 async def _connects(url: str, seed_file: Path) -> bool:
+    """Whether the key signs in (and sets up): a refusal, also one that comes during the
+    set-up because the server reloaded meanwhile, is False."""
     try:
-        store = await EventStore.connect(url, creds=seed_file, timeout=3)
+        store = await EventStore.connect(url, creds=seed_file, timeout=10)
     except PermissionDenied:
         return False
     await store.close()
