@@ -146,6 +146,10 @@ class Denials:
             self._next.set_result(None)  # whatever waits on the server will not be answered
         self._next = None
 
+    async def reconnected(self) -> None:
+        """Back in after a reconnect: the key is accepted (again)."""
+        self.sign_in_refused = False
+
     async def unless_refused(self, awaitable: Awaitable[T]) -> T:
         """`awaitable`'s result, or TimeoutError at once when the server refuses something of
         this connection meanwhile (instead of waiting out the request's timeout)."""
@@ -216,6 +220,7 @@ class EventStore:
                     reconnect_time_wait=0.5,
                     max_reconnect_attempts=-1,
                     error_cb=denials.record,
+                    reconnected_cb=denials.reconnected,
                     disconnected_cb=None,
                     nkeys_seed_str=seed,
                     tls=tls,
