@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from rich.console import Console
@@ -68,7 +69,7 @@ def options_from(settings: Settings, **cli) -> RunOptions:
     rules (`dtf.client.options`).
     """
     check_flags(cli)
-    merged = {
+    merged: dict[str, Any] = {
         "workers": settings.workers,
         "split": settings.split,
         "timeout": settings.timeout,
@@ -367,7 +368,7 @@ class RunClient:
 
 def git_labels(root: Path) -> dict[str, str]:
     """The commit and branch of the project, when it is a git checkout."""
-    labels = {}
+    labels: dict[str, str] = {}
     for key, cmd in (
         ("commit", ["git", "rev-parse", "HEAD"]),
         ("branch", ["git", "rev-parse", "--abbrev-ref", "HEAD"]),

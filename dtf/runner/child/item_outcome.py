@@ -55,7 +55,9 @@ def _combine(nodeid: str, reports: Sequence[pytest.TestReport], config: pytest.C
     subtests = [report for report in kept if is_subtest(report)]
     # The last report of each phase decides it, among the item's own (subtests report
     # during "call", before the test's own call report).
-    final = {report.when: report for report in kept if not is_subtest(report)}
+    final: dict[str, pytest.TestReport] = {
+        report.when: report for report in kept if not is_subtest(report)
+    }
     categories = {when: phase_category(report, config) for when, report in final.items()}
     duration = sum(report.duration for report in reports if not is_subtest(report))
     errored = [when for when in PHASES if categories.get(when) == "error"]

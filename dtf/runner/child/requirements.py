@@ -28,7 +28,7 @@ def requirements_of(item: pytest.Item) -> dict[str, Any]:
         return {}
     if marker.args:
         raise MarkerError(f"{MARKER} takes keyword arguments only, got {marker.args!r}")
-    return check_requirements(marker.kwargs)
+    return check_requirements(dict(marker.kwargs))
 
 
 def check_requirements(kwargs: dict[str, Any]) -> dict[str, Any]:
