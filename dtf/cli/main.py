@@ -72,26 +72,20 @@ async def _coordinator(args: argparse.Namespace) -> int:
 async def _worker_admin(args: argparse.Namespace) -> int:
     """An operator's request about one worker, recorded as an event."""
     import getpass
-    import time
-    import uuid
 
+    from dtf.core.envelope import new_event
     from dtf.nats.store import EventStore, Recorded
-    from events.catalogue import WorkerDisabled, WorkerDrainRequested, WorkerEnabled
+    from events.catalogue import AnyEvent, WorkerDisabled, WorkerDrainRequested, WorkerEnabled
     from events.subjects import valid_token, worker_subject
 
     if not args.target or not valid_token(args.target):
         raise ConfigError(f"dtf worker {args.action} needs a worker id (see dtf status)")
-    cls: dict[str, type[WorkerDrainRequested | WorkerEnabled | WorkerDisabled]] = {
+    cls: dict[str, Callable[..., AnyEvent]] = {
         "drain": WorkerDrainRequested,
         "enable": WorkerEnabled,
         "disable": WorkerDisabled,
     }
-    event = cls[args.action](
-        id=uuid.uuid4().hex,
-        at=time.time(),
-        actor=f"operator-{getpass.getuser()}",
-        worker_id=args.target,
-    )
+    event = new_event(cls[args.action], f"operator-{getpass.getuser()}", worker_id=args.target)
     store = await EventStore.connect(_connect_url(args), name="dtf-admin", timeout=3.0)
     try:
         history = await store.load(worker_subject(args.target), timeout=10)
@@ -166,6 +160,8 @@ def _server(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     tls = (args.tls_cert, args.tls_key) if args.tls_cert is not None else None
+    if tls is not None and args.cluster:
+        raise ConfigError("--tls-cert is not supported with --cluster yet; run the nodes apart")
     for path in tls or ():
         if not path.is_file():
             raise ConfigError(f"no such file {path}")
@@ -175,6 +171,7 @@ def _server(args: argparse.Namespace) -> int:
             "anyone who reaches the port can submit commands to every worker",
             file=sys.stderr,
         )
+    watch: Callable[[], None] = lambda: None  # noqa: E731 - reloads users, with --auth
     if args.cluster:
         if args.cluster < 1:
             raise ConfigError("--cluster needs a number of nodes, e.g. --cluster 3")
@@ -212,8 +209,7 @@ def _server(args: argparse.Namespace) -> int:
     try:
         while all(s.process.poll() is None for s in servers):
             time.sleep(0.5)  # until Ctrl-C, or a node dies
-            if args.auth is not None:
-                watch()
+            watch()
     except KeyboardInterrupt:
         pass
     finally:

@@ -35,6 +35,7 @@ from dtf.client.summary import collection_interrupted, render_summary
 from dtf.client.tasks import queued_tasks
 from dtf.coordinator.service import Coordinator
 from dtf.core import outcomes
+from dtf.core.envelope import new_event
 from dtf.core.scheduling import strategy
 from dtf.core.state import TaskState, View
 from dtf.errors import ConfigError, DtfError, StoreError
@@ -45,7 +46,6 @@ from dtf.worker.hardware import detect
 from dtf.worker.interpreter import probe
 from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 from events.catalogue import (
-    AnyEvent,
     CaseProgress,
     CaseResult,
     RunCancelRequested,
@@ -80,10 +80,6 @@ def options_from(settings: Settings, **cli) -> RunOptions:
     merged.update({k: v for k, v in cli.items() if v is not None})
     merged["server"] = server_url(cli.get("server"), settings)
     return RunOptions(**merged)
-
-
-def _event(cls: type, actor: str, **fields) -> AnyEvent:
-    return cls(id=uuid.uuid4().hex, at=time.time(), actor=actor, **fields)
 
 
 class RunClient:
@@ -230,7 +226,7 @@ class RunClient:
         self.unrunnable.extend(unrunnable)
         precollected = (*collection.precollected, *self.unrunnable) if collection else ()
         total = sum(len(t.nodeids) for t in tasks) + len(precollected) if collection else len(tasks)
-        submitted = _event(
+        submitted = new_event(
             RunSubmitted,
             self.actor,
             run_id=self.run_id,
@@ -308,7 +304,7 @@ class RunClient:
         except asyncio.CancelledError:
             self.interrupted = True
             if self.cluster is None:  # an embedded run's store goes with it: nobody to tell
-                cancel = _event(
+                cancel = new_event(
                     RunCancelRequested, self.actor, run_id=self.run_id, reason="interrupted"
                 )
                 # Worth a moment, not more: Ctrl-C must stop dtf within a second.

@@ -8,14 +8,13 @@ run, this machine's capabilities come in as values.
 from __future__ import annotations
 
 import shlex
-import time
-import uuid
 from typing import Any, Literal
 
 import msgspec
 
 from dtf.client.options import RunOptions
 from dtf.core import splitting
+from dtf.core.envelope import new_event
 from dtf.core.requirements import satisfies
 from dtf.runner.collect import Collection
 from events.api import PlanReply
@@ -48,10 +47,9 @@ def queued_tasks(
     }
 
     def queued(n: int, **fields) -> TaskQueued:
-        return TaskQueued(
-            id=uuid.uuid4().hex,
-            at=time.time(),
-            actor=actor,
+        return new_event(
+            TaskQueued,
+            actor,
             task_id=task_id(run_id, n),
             **common,
             **fields,

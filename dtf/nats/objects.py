@@ -12,28 +12,19 @@ import nats.js.errors
 from nats.js import api
 
 from dtf.errors import StoreError
+from dtf.nats.refusals import Denials
 
 
 class ObjectBucket:
     """One object-store bucket, created on first use when it does not exist."""
 
-    def __init__(self, js, name: str, ttl_s: float, replicas: int, denials=None) -> None:
+    def __init__(self, js, name: str, ttl_s: float, replicas: int, denials: Denials) -> None:
         self._js = js
-        self._denials = denials  # the connection's refusals (`dtf.nats.store.Denials`)
+        self._denials = denials  # the connection's refusals
         self.name = name
         self._ttl_s = ttl_s
         self._replicas = replicas
         self._bucket = None
-
-    def _error(self, exc: BaseException, doing: str) -> StoreError:
-        if self._denials is not None:
-            return self._denials.explain(exc, doing)
-        return StoreError(f"{doing}: {exc}")
-
-    async def _unless_refused(self, awaitable):
-        if self._denials is None:
-            return await awaitable
-        return await self._denials.unless_refused(awaitable)
 
     async def ensure(self) -> None:
         """Create the bucket now if it does not exist."""
@@ -50,18 +41,20 @@ class ObjectBucket:
                     )
                     self._bucket = await self._js.create_object_store(self.name, config=config)
             except (nats.errors.Error, TimeoutError) as exc:
-                raise self._error(exc, f"object store {self.name} unavailable") from None
+                raise self._denials.explain(exc, f"object store {self.name} unavailable") from None
         return self._bucket
 
     async def get(self, key: str) -> bytes | None:
         """The object's content, or None when there is no such object."""
         bucket = await self._open()
         try:
-            result = await self._unless_refused(bucket.get(key))
+            result = await self._denials.unless_refused(bucket.get(key))
         except nats.js.errors.ObjectNotFoundError:
             return None
         except (nats.errors.Error, TimeoutError) as exc:
-            raise self._error(exc, f"could not fetch {key[:24]} from {self.name}") from None
+            raise self._denials.explain(
+                exc, f"could not fetch {key[:24]} from {self.name}"
+            ) from None
         return result.data or b""
 
     async def exists(self, key: str) -> bool:
@@ -71,16 +64,16 @@ class ObjectBucket:
         except nats.js.errors.ObjectNotFoundError:
             return False
         except (nats.errors.Error, TimeoutError) as exc:
-            raise self._error(exc, f"object store {self.name} unavailable") from None
+            raise self._denials.explain(exc, f"object store {self.name} unavailable") from None
         return True
 
     async def put(self, key: str, data: bytes) -> None:
         bucket = await self._open()
         try:
-            await self._unless_refused(bucket.put(key, data))
+            await self._denials.unless_refused(bucket.put(key, data))
         except (nats.errors.Error, TimeoutError) as exc:
             doing = f"could not store {key[:24]} ({len(data)} bytes) in {self.name}"
-            raise self._error(exc, doing) from None
+            raise self._denials.explain(exc, doing) from None
 
     async def delete(self, key: str) -> None:
         """Remove the object; nothing happens when it is already gone or unreachable."""

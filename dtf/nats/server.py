@@ -129,7 +129,7 @@ def start_server(
     """Start nats-server with JetStream; port -1 picks a free one, read back from its ports file.
 
     `authorization` (an `authorization { ... }` block, `dtf.nats.auth.render`) is added to the
-    configuration, written to `<store_dir>/nats-dtf.conf` so that a reload (SIGHUP) re-reads
+    configuration, included from `<store_dir>/nats-users.conf`, so that a reload (SIGHUP) re-reads
     it: `write_authorization` replaces it there.  `tls` (certificate and key files) makes the
     server speak TLS only; its `url` is then tls://.
     """
@@ -147,8 +147,12 @@ def start_server(
         if tls is not None:
             cert, key = (json.dumps(str(path.resolve())) for path in tls)
             text += f"\ntls {{\n  cert_file: {cert}\n  key_file: {key}\n}}\n"
-        config = store_dir / AUTH_CONFIG
-        config.write_text(f"{text}\n{authorization or ''}")
+        if authorization is not None:
+            # A file of its own, so that `write_authorization` replaces the users alone.
+            (store_dir / USERS_CONFIG).write_text(authorization)
+            text += f"\ninclude {json.dumps(USERS_CONFIG)}\n"
+        config = store_dir / SERVER_CONFIG
+        config.write_text(text)
     args = [
         server_binary(),
         "-c",
@@ -202,19 +206,15 @@ def _start_failure(returncode: int, port: int, log_file: Path | None) -> str:
     return f"nats-server exited at start (code {returncode})"
 
 
-AUTH_CONFIG = "nats-dtf.conf"
+SERVER_CONFIG = "nats-dtf.conf"  # in the store directory: a reload re-reads it
+USERS_CONFIG = "nats-users.conf"  # included by it
 
 
 def write_authorization(server: LocalServer, authorization: str) -> None:
     """Replace the running server's users and permissions, and have it reload them."""
-    path = server.store_dir / AUTH_CONFIG
-    text = path.read_text()
-    base = (
-        text[: text.index("\n# Written by `dtf auth`")]
-        if "# Written by `dtf auth`" in text
-        else text
-    )
-    path.write_text(f"{base}\n{authorization}")
+    tmp = server.store_dir / f".{USERS_CONFIG}.tmp"
+    tmp.write_text(authorization)
+    os.replace(tmp, server.store_dir / USERS_CONFIG)
     server.process.send_signal(signal.SIGHUP)
 
 

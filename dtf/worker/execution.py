@@ -15,7 +15,6 @@ import logging
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from dtf.bundle import BundleCache
+from dtf.core.envelope import new_event
 from dtf.errors import ConcurrencyConflict
 from dtf.nats.store import EventStore
 from dtf.runner.pytest_session import PytestSession
@@ -85,7 +85,7 @@ class Executor:
         self.publish = publish
 
     def _event(self, cls: type, **fields) -> AnyEvent:
-        return cls(id=uuid.uuid4().hex, at=time.time(), actor=self.id, **fields)
+        return new_event(cls, self.id, **fields)
 
     def failed(
         self, spec: TaskQueued, category: str, message: str, cases: tuple[CaseResult, ...] = ()

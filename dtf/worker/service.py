@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 
 from dtf.bundle import BundleCache
+from dtf.core.envelope import new_event
 from dtf.core.state import evolve_task
 from dtf.errors import BundleError, ConcurrencyConflict, DtfError, StoreError
 from dtf.nats.consumer import Consumer, Delivery
@@ -132,7 +133,7 @@ class Worker:
         self.caps: Capabilities | None = None
 
     def _event(self, cls: type, **fields) -> AnyEvent:
-        return cls(id=uuid.uuid4().hex, at=time.time(), actor=self.id, **fields)
+        return new_event(cls, self.id, **fields)
 
     async def _register(self) -> None:
         await self.store.append_retrying(
