@@ -17,6 +17,11 @@ LEADER_BUCKET = "dtf_leader"
 LEADER_KEY = "coordinator"
 # Task checkpoints (`dtf.worker.checkpoint`), an object store; kept as long as bundles.
 CHECKPOINTS_BUCKET = "dtf_checkpoints"
+# The public keys events are signed with (`dtf.nats.signing`): written by `dtf server --auth`
+# only, read by every verifier; kept forever, revoked keys included (history must still verify).
+KEYS_BUCKET = "dtf_keys"
+# Its key holding the stream sequence from which every event must be signed.
+KEYS_ENFORCED = "enforced_from"
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,18 @@ def _add_inspection(sub: Any) -> None:
     show.add_argument("--since", metavar="AGE", help="only events newer than AGE (e.g. 30m, 6h)")
     show.add_argument("--until", metavar="AGE", help="only events older than AGE")
 
+    audit = sub.add_parser(
+        "audit",
+        help="check the event stream's signatures and signers",
+        description="Verify every event of the stream as the coordinator and the read models "
+        "do: its signature against the server's keys (dtf server --auth) and its signer "
+        "against what its role and the task's assignment allow. Prints the refused events "
+        "and counts of valid, unsigned, invalid and unreadable ones; exits 1 when any event "
+        "was refused.",
+    )
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    server_arg(audit_sub.add_parser("verify", help="check the whole stream"))
+
     events = sub.add_parser("events", help="event stream tools")
     events_sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
     tail = events_sub.add_parser("tail", help="print events live, pretty")

@@ -64,7 +64,21 @@ def describe(rec: Stored) -> str:
         for case in cases:
             counts[case.outcome] = counts.get(case.outcome, 0) + 1
         fields.append("cases=" + ",".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+    if rec.signer is not None:
+        fields.append(f"signed-by={rec.signer.name}({rec.signer.role})")
     return f"{rec.seq:>7} {stamp} {tag:<22} {target:<44} {event.actor}  {' '.join(fields)}"
+
+
+def screened(records: list[Stored]) -> list[Stored]:
+    """The records as the coordinator judges them: an event whose signer may not have written
+    it becomes a Rejected saying why (`View.admit`)."""
+    view = View()
+    out = []
+    for rec in records:
+        rec = view.admit(rec)
+        view.fold(rec)
+        out.append(rec)
+    return out
 
 
 async def _with_store(urls: list[str], name: str):
@@ -179,7 +193,9 @@ async def show(
     finally:
         await store.close()
     records = [
-        r for r in records if (since is None or r.at >= since) and (until is None or r.at <= until)
+        r
+        for r in screened(records)
+        if (since is None or r.at >= since) and (until is None or r.at <= until)
     ]
     if not records:
         what = "in that time range" if kind == "all" else f"for {kind} {ident}"

@@ -203,7 +203,7 @@ def _server(args: argparse.Namespace) -> int:
                 stop()
                 raise
             print(f"  users and roles from {args.auth} (reloaded when they change)")
-            watch = _auth_watch(server, args.auth)
+            watch = _auth_watch(server, args.auth, args.tls_ca)
     # SIGTERM stops the servers as Ctrl-C does, instead of orphaning them.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -220,21 +220,44 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _set_up_as_admin(url: str, directory: Path, tls_ca: Path | None) -> None:
-    """Create every stream and bucket with the admin key: the other roles may not."""
+async def _set_up_as_admin(
+    url: str, directory: Path, tls_ca: Path | None, reload: Callable[[str], None] | None = None
+) -> None:
+    """With the admin key (the other roles may not): create every stream and bucket, and
+    publish the registry of signing keys.
+
+    With `reload` (users changed while the server runs), new keys are published before the
+    server is told of them, so no reader meets an event signed by a key it cannot look up;
+    revocations after, with the last sequence the revoked key can have written.
+    """
     from dtf.nats import auth
+    from dtf.nats.signing import KeyEntry, publish_registry
     from dtf.nats.store import EventStore
 
+    users = auth.load_users(directory)
     store = await EventStore.connect(
-        url, name="dtf-server", creds=directory / f"admin{auth.KEY_SUFFIX}"
+        url, name="dtf-server", creds=directory / f"admin{auth.KEY_SUFFIX}", tls_ca=tls_ca
     )
     try:
-        await store.ensure_topology(with_leases=True)
+        if reload is None:
+            await store.ensure_topology(with_leases=True)
+        last = await store.last_seq()
+        active = {u.public_key: KeyEntry(u.name, u.role) for u in users if not u.revoked}
+        await publish_registry(store.js, active, enforced_from=last + 1)
+        if reload is not None:
+            reload(auth.render(users))
+            last = await store.last_seq()
+        revoked = {
+            u.public_key: KeyEntry(u.name, u.role, revoked_after=max(1, last))
+            for u in users
+            if u.revoked
+        }
+        await publish_registry(store.js, revoked, enforced_from=last + 1)
     finally:
         await store.close()
 
 
-def _auth_watch(server, directory: Path) -> Callable[[], None]:
+def _auth_watch(server, directory: Path, tls_ca: Path | None) -> Callable[[], None]:
     """A check, run every half second, that reloads the server's users when `dtf auth add`
     or `revoke` rewrote them."""
     from dtf.nats import auth
@@ -258,8 +281,12 @@ def _auth_watch(server, directory: Path) -> Callable[[], None]:
             return
         seen = now
         try:
-            write_authorization(server, auth.render(auth.load_users(directory)))
-        except ConfigError as exc:
+            asyncio.run(
+                _set_up_as_admin(
+                    server.url, directory, tls_ca, lambda text: write_authorization(server, text)
+                )
+            )
+        except DtfError as exc:
             print(f"dtf: warning: users not reloaded: {exc}", file=sys.stderr)
             return
         print("users and roles reloaded", flush=True)
@@ -286,7 +313,10 @@ def _auth(args: argparse.Namespace, console: Console) -> int:
         console.print(f"revoked {user.name} ({user.role})", markup=False)
     else:
         for user in auth.load_users(args.dir):
-            console.print(f"{user.name:<24} {user.role:<12} {user.public_key}", markup=False)
+            state = "  (revoked)" if user.revoked else ""
+            console.print(
+                f"{user.name:<24} {user.role:<12} {user.public_key}{state}", markup=False
+            )
     return 0
 
 
@@ -354,6 +384,12 @@ def _show(args: argparse.Namespace, console: Console) -> int:
     return asyncio.run(inspection.show(urls, args.kind, args.id, console, since=since, until=until))
 
 
+def _audit(args: argparse.Namespace, console: Console) -> int:
+    from dtf.cli import audit
+
+    return asyncio.run(audit.verify(_connect_url(args), console))
+
+
 def _events(args: argparse.Namespace, console: Console) -> int:
     from dtf.cli import inspection
 
@@ -380,6 +416,7 @@ COMMANDS: dict[str, Handler] = {
     "status": lambda args, _, console: _status(args, console),
     "show": lambda args, _, console: _show(args, console),
     "events": lambda args, _, console: _events(args, console),
+    "audit": lambda args, _, console: _audit(args, console),
     "auth": lambda args, _, console: _auth(args, console),
     **{name: (lambda args, _, console: _analysis(args, console)) for name in ANALYSIS_COMMANDS},
 }

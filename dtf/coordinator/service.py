@@ -96,6 +96,7 @@ class Coordinator:
 
     def on_record(self, rec: Stored) -> None:
         """Runs for every message in the stream, replayed or live."""
+        rec = self.view.admit(rec)  # an event its signer may not have written is rejected
         if isinstance(rec, Rejected):
             self.view.reject(rec)
             if self._ready.is_set():
@@ -109,11 +110,11 @@ class Coordinator:
             self._wake.set()
 
     def _report_rejection(self, rec: Rejected) -> None:
-        """One warning for each of the first few unreadable messages, then one per hundred."""
+        """One warning for each of the first few rejected messages, then one per hundred."""
         count = self.view.rejected
         if count <= REJECTIONS_LOGGED or count % 100 == 0:
             log.warning(
-                "unreadable message at seq %d on %s (%s); %d so far",
+                "rejected message at seq %d on %s (%s); %d so far",
                 rec.seq,
                 rec.subject,
                 rec.reason,

@@ -17,6 +17,7 @@ from typing import Literal
 import msgspec
 from msgspec.structs import replace
 
+from dtf.core import authority
 from events.catalogue import (
     AnyEvent,
     CaseResult,
@@ -42,7 +43,7 @@ from events.catalogue import (
     WorkerRegistered,
     WorkerStopped,
 )
-from events.records import Rejected, Stored
+from events.records import Recorded, Rejected, Signer, Stored
 from events.subjects import aggregate_of
 
 TaskStatus = Literal[
@@ -99,6 +100,24 @@ class TaskState(msgspec.Struct, frozen=True):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def owner_of(self, attempt: int) -> str | None:
+        """The worker a live attempt is assigned to (None: not a live attempt)."""
+        if self.status not in ("assigned", "running"):
+            return None
+        if attempt == self.attempt:
+            return self.worker_id
+        if self.spare_attempt and attempt == self.spare_attempt:
+            return self.spare_worker
+        return None
+
+
+def refusal(signer: Signer, subject: str, event: AnyEvent, task: TaskState | None) -> str | None:
+    """Why `signer` may not have written `event`, given the state of its task before it
+    (`dtf.core.authority`); None when it may."""
+    attempt = getattr(event, "attempt", 0)
+    owner = task.owner_of(attempt) if task is not None and attempt else None
+    return authority.refusal(signer, subject, event, owner)
 
 
 class WorkerState(msgspec.Struct, frozen=True):
@@ -262,10 +281,20 @@ class View:
 
     def fold(self, rec: Stored) -> bool:
         """Fold one stored message in, readable or not; True when it changed some state."""
+        rec = self.admit(rec)
         if isinstance(rec, Rejected):
             self.reject(rec)
             return False
         return self.apply(rec.event, rec.seq)
+
+    def admit(self, rec: Stored) -> Stored:
+        """`rec`, or a Rejected saying why when its signer may not have written it."""
+        if not isinstance(rec, Recorded) or rec.signer is None:
+            return rec
+        event = rec.event
+        task = self.tasks.get(event.task_id) if isinstance(event, OfTask) else None
+        why = refusal(rec.signer, rec.subject, event, task)
+        return rec if why is None else Rejected(rec.seq, rec.subject, why, event.at, refused=True)
 
     def reject(self, rec: Rejected) -> None:
         """Count an unreadable message where the server counts it: its subject's aggregate.

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import nkeys
 
+from dtf.core.roles import ROLES, permissions
 from dtf.errors import ConfigError
-from dtf.nats.roles import ROLES, permissions
 from events.subjects import valid_token
 
 REGISTRY = "users.json"
@@ -34,6 +34,8 @@ class User:
     name: str
     role: str
     public_key: str
+    # A revoked key stays listed: the events it signed before still verify (`dtf.nats.signing`).
+    revoked: bool = False
 
 
 def new_seed() -> bytes:
@@ -116,7 +118,7 @@ def add(directory: Path, role: str, name: str) -> Path:
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     users = load_users(directory)
-    if any(u.name == name for u in users):
+    if any(u.name == name and not u.revoked for u in users):
         raise ConfigError(f"a key named {name!r} exists already (dtf auth revoke {name} first)")
     path, user = _new_key(directory, role, name)
     _save(directory, [*users, user])
@@ -124,13 +126,14 @@ def add(directory: Path, role: str, name: str) -> Path:
 
 
 def revoke(directory: Path, name: str) -> User:
-    """Remove user `name` from the server's users and delete its key file."""
+    """Take user `name` off the server's users and delete its key file; the registry keeps
+    its public key, marked revoked, so that what it signed before can still be verified."""
     users = load_users(directory)
-    gone = [u for u in users if u.name == name]
+    gone = [u for u in users if u.name == name and not u.revoked]
     if not gone:
-        known = ", ".join(u.name for u in users)
+        known = ", ".join(u.name for u in users if not u.revoked)
         raise ConfigError(f"no key named {name!r} (known: {known})")
-    _save(directory, [u for u in users if u.name != name])
+    _save(directory, [replace(u, revoked=True) if u in gone else u for u in users])
     (directory / f"{name}{KEY_SUFFIX}").unlink(missing_ok=True)
     return gone[0]
 
@@ -154,7 +157,7 @@ def render(users: list[User]) -> str:
         "authorization {",
         "  users = [",
     ]
-    for user in users:
+    for user in (u for u in users if not u.revoked):
         perms = permissions(user.role, user.name)
         lines += [
             f"    # {user.name} ({user.role})",

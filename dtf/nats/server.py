@@ -210,12 +210,36 @@ SERVER_CONFIG = "nats-dtf.conf"  # in the store directory: a reload re-reads it
 USERS_CONFIG = "nats-users.conf"  # included by it
 
 
-def write_authorization(server: LocalServer, authorization: str) -> None:
-    """Replace the running server's users and permissions, and have it reload them."""
+RELOADED = b"Reloaded server configuration"
+
+
+def write_authorization(server: LocalServer, authorization: str, within: float = 10.0) -> None:
+    """Replace the running server's users and permissions, and have it reload them; returns
+    once its log says it has (so a revoked key is refused from then on)."""
+    before = _reloads(server)
     tmp = server.store_dir / f".{USERS_CONFIG}.tmp"
     tmp.write_text(authorization)
     os.replace(tmp, server.store_dir / USERS_CONFIG)
     server.process.send_signal(signal.SIGHUP)
+    if before is None:
+        return  # no log to read: the reload is asynchronous, as a signal is
+    deadline = time.monotonic() + within
+    while (_reloads(server) or 0) <= before:
+        if server.process.poll() is not None:
+            raise StoreError(f"nats-server stopped while reloading its users: {server.death()}")
+        if time.monotonic() > deadline:
+            raise StoreError(f"nats-server did not reload its users within {within:g}s")
+        time.sleep(0.05)
+
+
+def _reloads(server: LocalServer) -> int | None:
+    """How many reloads the server's log records (None: it keeps no log)."""
+    if server.log_file is None:
+        return None
+    try:
+        return server.log_file.read_bytes().count(RELOADED)
+    except OSError:
+        return None
 
 
 def free_port() -> int:

@@ -38,6 +38,7 @@ from dtf.nats.claim import Claim
 from dtf.nats.lease import KvKey, holder, leader_bucket
 from dtf.nats.objects import ObjectBucket
 from dtf.nats.refusals import Denials
+from dtf.nats.signing import Signing, Verifier
 from events import topology
 from events.catalogue import AnyEvent
 from events.codec import Undecodable, Unwritable, encode, read
@@ -121,6 +122,8 @@ class EventStore:
         self.denials = Denials()
         self.js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
         self.servers = list(servers)
+        self.signing: Signing | None = None  # set when signed in with a key: signs appends
+        self.verifier = Verifier(self.js)
 
     @classmethod
     async def connect(
@@ -177,6 +180,8 @@ class EventStore:
             ) from None
         store = cls(nc, urls)
         store.denials = denials
+        if seed is not None:
+            store.signing = Signing(seed.encode())
         await store.ensure_topology()
         return store
 
@@ -270,6 +275,8 @@ class EventStore:
         except Unwritable as exc:
             raise DomainError(str(exc)) from None
         headers = {"Nats-Msg-Id": event.id}
+        if self.signing is not None:
+            headers.update(self.signing.headers(subject, data))
         if expected_last_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_seq)
             headers["Nats-Expected-Last-Subject-Sequence-Subject"] = aggregate_filter(event)
@@ -340,21 +347,31 @@ class EventStore:
     ) -> Follower:
         """Replay matching events from `from_seq`, then keep delivering new ones to `handler`.
 
-        A message that is not the event its subject names reaches `handler` as a `Rejected`
-        (and is counted in `rejected`), so that folds still see its sequence.  Nothing a
-        message holds can stop the follower: a handler that raises is logged, and the stream
-        goes on.
+        A message that is not the event its subject names, or whose signature does not verify
+        where the server's key registry requires one (`dtf.nats.signing`), reaches `handler` as
+        a `Rejected` (and is counted in `rejected`), so that folds still see its sequence; a
+        verified event carries its signer.  Nothing a message holds can stop the follower: a
+        handler that raises is logged, and the stream goes on.
         """
         follower = Follower()
+        await self.load_registry()
+        verifier = self.verifier
 
         async def on_msg(msg: Msg) -> None:
             seq, pending = position(msg)
             rec: Stored
+            signer = None
+            if verifier.active:
+                signer = await verifier.verify(seq, msg.subject, msg.data, msg.headers)
             try:
-                rec = Recorded(seq, msg.subject, read(msg.subject, msg.data))
+                if isinstance(signer, str):
+                    rec = Rejected(seq, msg.subject, signer, stored_at(msg), refused=True)
+                else:
+                    rec = Recorded(seq, msg.subject, read(msg.subject, msg.data), signer)
             except Undecodable as exc:
-                follower.rejected += 1
                 rec = Rejected(seq, msg.subject, str(exc), stored_at(msg))
+            if isinstance(rec, Rejected):
+                follower.rejected += 1
             try:
                 result = handler(rec)
                 if result is not None:
@@ -368,6 +385,13 @@ class EventStore:
         return await self.follow_messages(
             subjects, on_msg, from_seq=from_seq, new_only=new_only, follower=follower
         )
+
+    async def load_registry(self) -> None:
+        """Read the server's registry of signing keys (once), so reads verify signatures."""
+        try:
+            await self.verifier.load()
+        except StoreError as exc:
+            raise self.denials.explain(exc, "cannot read the signing keys") from None
 
     async def follow_messages(
         self,
@@ -525,7 +549,8 @@ class EventStore:
             raise self.denials.explain(exc, "heartbeat not removed") from None
 
     async def last_on(self, subject: str) -> Stored | None:
-        """The last message stored on `subject` (one request), None when there is none."""
+        """The last message stored on `subject` (one request), None when there is none; its
+        signature is checked as `follow` checks it."""
         try:
             raw = await self.js.get_last_msg(topology.EVENTS_STREAM, subject)
         except nats.js.errors.NotFoundError:
@@ -533,10 +558,15 @@ class EventStore:
         except (nats.errors.Error, TimeoutError) as exc:
             raise self.denials.explain(exc, f"cannot read {subject}") from None
         data = raw.data or b""
+        seq = raw.seq or 0
+        await self.load_registry()
+        signer = await self.verifier.verify(seq, subject, data, raw.headers)
+        if isinstance(signer, str):
+            return Rejected(seq, subject, signer, refused=True)
         try:
-            return Recorded(raw.seq or 0, subject, read(subject, data))
+            return Recorded(seq, subject, read(subject, data), signer)
         except Undecodable as exc:
-            return Rejected(raw.seq or 0, subject, str(exc))
+            return Rejected(seq, subject, str(exc))
 
     async def watch_heartbeats(self) -> HeartbeatWatch:
         """Every heartbeat put from now on (and the latest of each key at first)."""

@@ -26,7 +26,7 @@ import msgspec
 
 from dtf.bundle import BundleCache
 from dtf.core.envelope import new_event
-from dtf.core.state import evolve_task
+from dtf.core.state import View, refusal
 from dtf.errors import BundleError, ConcurrencyConflict, DtfError, StoreError
 from dtf.nats.consumer import Consumer, Delivery
 from dtf.nats.store import EventStore
@@ -55,7 +55,7 @@ from events.catalogue import (
     WorkerStopped,
 )
 from events.codec import Undecodable, read
-from events.records import Recorded
+from events.records import Recorded, Stored
 from events.subjects import (
     ROOT,
     assignments_for,
@@ -298,11 +298,11 @@ class Worker:
         history is read instead and its TaskQueued taken from that.
         """
         last = await self.store.last_on(task_subject(task_id, "queued"))
-        if isinstance(last, Recorded) and isinstance(last.event, TaskQueued):
-            return last.event
+        if (spec := _trusted_spec(last)) is not None:
+            return spec
         for rec in await self.store.load(task_subject(task_id), timeout=30):
-            if isinstance(rec, Recorded) and isinstance(rec.event, TaskQueued):
-                return rec.event
+            if (spec := _trusted_spec(rec)) is not None:
+                return spec
         raise StoreError(f"task {task_id} has no readable queued event")
 
     async def _run_job(self, slot: Slot, job: Job) -> None:
@@ -369,10 +369,10 @@ class Worker:
                 return await self.store.append_retrying(event, expected_last_seq=slot.last_seq)
             except ConcurrencyConflict:
                 history = await self.store.load(task_subject(task_id), timeout=30)
-                state = None
+                view = View()  # folds as the coordinator does: forged reports do not count
                 for rec in history:
-                    if isinstance(rec, Recorded):
-                        state = evolve_task(state, rec.event, rec.seq)
+                    view.fold(rec)
+                state = view.tasks.get(task_id)
                 if state is None or slot.attempt not in state.live_attempts:
                     raise
                 # The guard counts every message on the task, readable or not.
@@ -388,3 +388,13 @@ class Worker:
 
     async def _publish_best_effort(self, subject: str, data: bytes) -> None:
         await self.store.publish_note(subject, data[:65536])
+
+
+def _trusted_spec(rec: Stored | None) -> TaskQueued | None:
+    """The TaskQueued in `rec`, unless it is not one or its signer may not queue tasks: what
+    it names is what this worker will run."""
+    if not isinstance(rec, Recorded) or not isinstance(rec.event, TaskQueued):
+        return None
+    if rec.signer is not None and refusal(rec.signer, rec.subject, rec.event, None):
+        return None
+    return rec.event

@@ -25,6 +25,7 @@ from dtf.core.state import (
     evolve_run,
     evolve_task,
     evolve_worker,
+    refusal,
 )
 from events.catalogue import (
     AnyEvent,
@@ -42,11 +43,14 @@ from events.catalogue import (
     WorkerEvent,
     WorkerRegistered,
 )
+from events.records import Signer
 from events.subjects import run_of
 from projections.pipeline.entries import RunEntry, TaskEntry, WorkerEntry
 from projections.pipeline.folded import Batch, Folded
 
 IN_PROGRESS = ("assigned", "running")
+# (stream sequence, subject, event, verified signer or None) as the projector hands them in.
+Record = tuple[int, str, AnyEvent, Signer | None]
 # Task events that name a worker (not TaskQueued, TaskCancelled, TaskRetryScheduled, ...).
 _NAMES_WORKER = {c for c in AnyEvent.__args__ if "worker_id" in c.__struct_fields__}
 
@@ -74,6 +78,7 @@ class Aggregates:
     def __init__(self) -> None:
         self._encoder = msgspec.json.Encoder()
         self.ignored = 0  # events committed that changed nothing
+        self.refused: list[tuple[int, str, str]] = []  # of the last fold
         self._reset()
 
     def _reset(self) -> None:
@@ -88,12 +93,21 @@ class Aggregates:
 
     # --- folding ------------------------------------------------------------------------
 
-    def fold(self, records: Sequence[tuple[int, str, AnyEvent]]) -> Batch:
-        """Advance the aggregates through (seq, subject, event) records, in stream order; one
-        Folded per record."""
+    def fold(self, records: Sequence[Record]) -> Batch:
+        """Advance the aggregates through (seq, subject, event, signer) records, in stream
+        order; one Folded per record, except for those whose signer may not have written them
+        (as the coordinator's View judges them), which are left out and listed in `refused`
+        as (seq, subject, reason)."""
         out: list[Folded] = []
         append = out.append
-        for seq, subject, event in records:
+        self.refused = []
+        for seq, subject, event, signer in records:
+            if signer is not None:
+                entry = self.tasks.get(event.task_id) if isinstance(event, OfTask) else None
+                why = refusal(signer, subject, event, entry.state if entry is not None else None)
+                if why is not None:
+                    self.refused.append((seq, subject, why))
+                    continue
             if isinstance(event, OfTask):
                 folded = self._task(seq, subject, event)
             elif isinstance(event, OfWorker):

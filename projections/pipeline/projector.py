@@ -4,9 +4,10 @@
 (`projections.pipeline.aggregates`), written by every registered projection, and committed in
 ONE transaction together with the last applied stream sequence (`projector_state`), so a crash
 mid-batch neither loses nor doubles anything and a restart resumes from last_seq + 1.  An event
-that does not decode, or whose rows a projection cannot write, is recorded in `rejected_events`
-with the reason (the failing batch is split until the culprit is alone) and never stops the
-projector.
+that does not decode, whose signature the stream reader refused, whose signer may not have
+written it (`dtf.core.authority`), or whose rows a projection cannot write, is recorded in
+`rejected_events` with the reason (the failing batch is split until the culprit is alone)
+and never stops the projector.
 
 `replay()` is the async shell: it reads the stream with `projections.pipeline.delivery` (a child
 process reads it with nats-py while the previous batch is applied in a worker thread here),
@@ -30,10 +31,10 @@ import duckdb
 
 from dtf.errors import ProjectionError
 from dtf.nats.store import EventStore
-from events.catalogue import AnyEvent
 from events.codec import Undecodable, read
+from events.records import Signer
 from projections.pipeline import schema
-from projections.pipeline.aggregates import Aggregates
+from projections.pipeline.aggregates import Aggregates, Record
 from projections.pipeline.db_errors import translate
 from projections.pipeline.delivery import Delivered, ProcessReader, open_reader
 from projections.pipeline.registry import Projection, Restoring, registry
@@ -181,19 +182,25 @@ class Projector:
             self._apply(batch[middle:])
 
     def _transaction(self, batch: Sequence[Delivered], failed: str = "") -> None:
-        records: list[tuple[int, str, AnyEvent]] = []
+        records: list[Record] = []
         rejected: list[tuple[int, str, str, str]] = []
         for d in batch:
-            if failed:
-                rejected.append((d.seq, d.subject, failed, _text(d.data)))
+            if failed or d.refused:
+                rejected.append((d.seq, d.subject, failed or d.refused, _text(d.data)))
                 continue
             try:
-                records.append((d.seq, d.subject, read(d.subject, d.data)))
+                event = read(d.subject, d.data)
             except Undecodable as exc:
                 rejected.append((d.seq, d.subject, _one_line(exc), _text(d.data)))
+                continue
+            signer = Signer(d.signer, d.role) if d.signer else None
+            records.append((d.seq, d.subject, event, signer))
         con = self.con
         con.execute("BEGIN TRANSACTION")
         folded = self.aggregates.fold(records)
+        if self.aggregates.refused:  # signed by someone who may not have written it
+            data = {d.seq: d.data for d in batch}
+            rejected += [(s, subj, why, _text(data[s])) for s, subj, why in self.aggregates.refused]
         for projection in self.projections.values():
             projection.apply(folded, con)
         self.aggregates.write(folded, con)

@@ -3,7 +3,8 @@
 `projector_state` holds the last applied stream sequence, written in the same transaction as
 the rows; `projector_tasks` the exact folded state of unfinished tasks (the projector's own
 memory, so that a restart folds exactly as an uninterrupted run would); `rejected_events` the
-messages that were not readable events or whose rows could not be written, with the reason.
+messages that were not readable events, were refused for their signature or signer, or whose
+rows could not be written, with the reason.
 The read models' tables are declared by the projections that write them (`projections/tables/`).
 """
 

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import msgspec
 
 from dtf.errors import DtfError
+from dtf.nats.signing import Verifier
 from dtf.nats.store import EventStore, Message, position
 from dtf.runner.child.lifeline import exit_with_parent
 from events import topology
@@ -43,11 +44,16 @@ HEADER = struct.Struct(">I")
 
 
 class Delivered(NamedTuple):
-    """One stored message: stream sequence, subject and the raw payload."""
+    """One stored message: stream sequence, subject and the raw payload; where the server
+    keeps a registry of signing keys, the verified signer's name and role, or why its
+    signature was refused (`dtf.nats.signing`, checked here, in the reader's process)."""
 
     seq: int
     subject: str
     data: bytes
+    signer: str = ""
+    role: str = ""
+    refused: str = ""
 
 
 class Frame(msgspec.Struct, array_like=True):
@@ -61,8 +67,9 @@ class Frame(msgspec.Struct, array_like=True):
 class _Sender:
     """Collects deliveries and writes them out as frames, in order."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, verifier: Verifier) -> None:
         self._writer = writer
+        self._verifier = verifier
         self._items: list[Delivered] = []
         self._caught_up = False
         self._encoder = msgspec.msgpack.Encoder()
@@ -70,7 +77,16 @@ class _Sender:
 
     async def add(self, msg: Message) -> None:
         seq, pending = position(msg)
-        self._items.append(Delivered(seq, msg.subject, msg.data))
+        if not self._verifier.active:
+            self._items.append(Delivered(seq, msg.subject, msg.data))
+        else:
+            signer = await self._verifier.verify(seq, msg.subject, msg.data, msg.headers)
+            if isinstance(signer, str):
+                self._items.append(Delivered(seq, msg.subject, msg.data, refused=signer))
+            elif signer is None:
+                self._items.append(Delivered(seq, msg.subject, msg.data))
+            else:
+                self._items.append(Delivered(seq, msg.subject, msg.data, signer.name, signer.role))
         if pending == 0:
             self._caught_up = True
         if pending == 0 or len(self._items) >= FRAME_MESSAGES:
@@ -129,8 +145,9 @@ async def _stdout_writer() -> tuple[asyncio.StreamWriter, _Pipe]:
 async def read(urls: list[str], start_seq: int) -> None:
     """Stream the events from `start_seq` onto stdout until killed or stdout closes."""
     writer, pipe = await _stdout_writer()
-    sender = _Sender(writer)
     store = await EventStore.connect(urls, name="dtf-projector-reader")
+    await store.load_registry()
+    sender = _Sender(writer, store.verifier)
     follower = await store.follow_messages(topology.EVENTS.subjects, sender.add, from_seq=start_seq)
     sender.write(caught_up=follower.caught_up.is_set())
     # Runs until the parent kills us; a closed stdout (the parent went away) ends it too.

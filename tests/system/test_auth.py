@@ -47,13 +47,6 @@ def stamp() -> dict:
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> Path:
-    directory = tmp_path / "keys"
-    auth.init(directory)
-    return directory
-
-
-@pytest.fixture
 def secured(keys: Path, tmp_path: Path) -> Iterator[LocalServer]:
     """A nats-server that lets in the keys of `keys` only, set up by its admin."""
     server = start_server(
@@ -307,27 +300,6 @@ def test_the_server_refuses_an_open_port_on_the_network(tmp_path: Path) -> None:
 
 
 # --- the real CLI on a secured server -----------------------------------------------------
-
-
-@pytest.fixture
-def secured_cli(keys: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`dtf server --auth` as a user starts it; (its process, its URL)."""
-    from dtf.nats.server import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [PY, "-m", "dtf", "server", "--port", str(port), "--store", str(tmp_path / "st"),
-         "--auth", str(keys)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    out = []
-    eventually(lambda: out.append(proc.stdout.readline()) or "reloaded when" in "".join(out), 30)
-    yield proc, f"nats://127.0.0.1:{port}"
-    proc.terminate()
-    proc.communicate(timeout=30)
 
 
 def test_a_run_with_a_key_per_role_meets_no_refusal(

@@ -4,10 +4,10 @@
 per key.  A subject a role is not given is refused by the server itself, so a stolen
 submitter key cannot assign tasks, forge a worker's heartbeat or delete the event stream.
 
-What the subject scheme cannot say is left to signed events (issue #10, not yet built): a
-result subject (`dtf.evt.task.<run>.<n>.completed`) names no worker, so any worker key may
-publish one; the coordinator's guard on the task's sequence refuses a write out of turn, and
-only verifying the signer against the attempt's assignment will refuse a forged one.
+What the subject scheme cannot say is left to signed events: a result subject
+(`dtf.evt.task.<run>.<n>.completed`) names no worker, so any worker key may publish one;
+`dtf.core.authority` refuses it unless the signer is the worker the attempt was assigned to,
+and uses these same tables to refuse an event its signer's role could not have published.
 
 JetStream's API is subjects too (`$JS.API.*`): every role that reads the event stream may
 create and delete its own ephemeral consumers and read stream information; only `admin` may
@@ -66,6 +66,7 @@ _BASE_PUBLISH = (
     *(f"$JS.API.STREAM.INFO.{s}" for s in (EVENTS, LOGS, _objects(topology.BUNDLES_BUCKET))),
     *_read_stream(_kv(topology.HEARTBEATS_BUCKET)),
     *_read_stream(_kv(topology.LEADER_BUCKET)),
+    *_read_stream(_kv(topology.KEYS_BUCKET)),  # the signers' public keys, to verify events
 )
 _BASE_SUBSCRIBE = ("_INBOX.>",)
 # Reading the record: the event log, task output, code bundles (a viewer may read what ran).
