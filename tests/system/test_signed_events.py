@@ -290,3 +290,57 @@ def test_signature_headers_are_the_public_key_and_base64(keys: Path) -> None:
     headers = signer.headers("dtf.evt.x", b"{}")
     assert headers[SIGNER_HEADER] == signer.public_key.strip()
     assert len(base64.b64decode(headers[SIGNATURE_HEADER])) == 64
+
+
+async def _forge_results(url: str, keys: Path) -> int:
+    """As worker-a: for every task started so far, a passing result in its own name and one
+    in worker-b's (the attempt's assignee).  Returns how many it published."""
+    reader = await _as(url, keys, "viewer")
+    forger = await _as(url, keys, "worker-a")
+    forged = 0
+    try:
+        for rec in await reader.load(f"{ROOT}.task.>"):
+            event = getattr(rec, "event", None)
+            if not isinstance(event, TaskStarted):
+                continue
+            for claimed in ("worker-a", "worker-b"):
+                await forger.append(TaskCompleted(
+                    task_id=event.task_id, worker_id=claimed, attempt=event.attempt,
+                    outcome="passed", **stamp("a")))  # fmt: skip
+                forged += 1
+    finally:
+        await reader.close()
+        await forger.close()
+    return forged
+
+
+def test_a_live_run_keeps_its_real_results_under_forged_ones(
+    secured_cli: tuple[subprocess.Popen, str], keys: Path, tmp_path: Path
+) -> None:
+    """Real processes, each with its own key: while worker-b runs a failing suite, worker-a
+    publishes passing results for its tasks.  The run still fails, as its tests do."""
+    from tests.support.cluster import Cluster, project
+
+    _, url = secured_cli
+    cluster = Cluster(url, tmp_path)
+    try:
+        as_role = lambda name: {**cluster.env, "DTF_CREDS": str(keys / f"{name}.nk")}  # noqa: E731
+        cluster.start("coordinator", "coordinator", env=as_role("coordinator"))
+        cluster.worker("worker-b", env=as_role("worker-b"))
+        slow = "import time\n\ndef test_slow_fail():\n    time.sleep(3)\n    assert 0\n"
+        root = project(tmp_path, {"test_a.py": slow, "test_b.py": slow})
+        run = subprocess.Popen(
+            [PY, "-m", "dtf", "run", "--no-progress", "--split", "test", "--json", "r.json"],
+            cwd=root, env=as_role("submitter"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        forged = eventually(lambda: asyncio.run(_forge_results(url, keys)), timeout=60)
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 1, out + err
+        report = json.loads((root / "r.json").read_text())
+        assert report["counts"] == {"failed": 2}, report["counts"]
+        log = (tmp_path / "coordinator.log").read_text()
+        assert log.count("rejected message") >= forged, log[-3000:]
+        assert "assigned to 'worker-b'" in log and "as worker 'worker-b'" in log
+    finally:
+        cluster.stop()
