@@ -113,7 +113,9 @@ async def status(urls: list[str], console: Console) -> int:
         "gpus",
         "labels",
     ):
-        workers.add_column(col)
+        # The id and status are what an operator acts on: never cut them short ("disabl…").
+        keep = col in ("id", "status")
+        workers.add_column(col, no_wrap=keep, min_width=11 if col == "status" else None)
     for w in sorted(view.workers.values(), key=lambda w: w.worker_id):
         if w.status == "stopped":
             continue

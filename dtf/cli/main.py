@@ -147,8 +147,6 @@ def _server(args: argparse.Namespace) -> int:
     if args.auth is not None:
         from dtf.nats import auth
 
-        if args.cluster:
-            raise ConfigError("--auth is not supported with --cluster yet; run the nodes apart")
         authorization = auth.render(auth.load_users(args.auth))
         auth.read_seed(args.auth / f"admin{auth.KEY_SUFFIX}")  # it sets the streams up
     elif args.host not in LOOPBACK and not args.insecure:
@@ -160,8 +158,6 @@ def _server(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     tls = (args.tls_cert, args.tls_key) if args.tls_cert is not None else None
-    if tls is not None and args.cluster:
-        raise ConfigError("--tls-cert is not supported with --cluster yet; run the nodes apart")
     for path in tls or ():
         if not path.is_file():
             raise ConfigError(f"no such file {path}")
@@ -175,7 +171,9 @@ def _server(args: argparse.Namespace) -> int:
     if args.cluster:
         if args.cluster < 1:
             raise ConfigError("--cluster needs a number of nodes, e.g. --cluster 3")
-        cluster = start_cluster_servers(args.cluster, args.store)
+        cluster = start_cluster_servers(
+            args.cluster, args.store, authorization=authorization, tls=tls
+        )
         servers = cluster.nodes
         print(
             f"{args.cluster}-node cluster (store and logs in {args.store}); give clients all URLs:"
@@ -196,14 +194,14 @@ def _server(args: argparse.Namespace) -> int:
         print(f"nats-server listening on {server.url}; Ctrl-C stops it")
         print(f"  store {args.store}, log {log}")
         stop = server.stop
-        if args.auth is not None:
-            try:
-                asyncio.run(_set_up_as_admin(server.url, args.auth, args.tls_ca))
-            except BaseException:
-                stop()
-                raise
-            print(f"  users and roles from {args.auth} (reloaded when they change)")
-            watch = _auth_watch(server, args.auth, args.tls_ca)
+    if args.auth is not None:
+        try:
+            asyncio.run(_set_up_as_admin([s.url for s in servers], args.auth, args.tls_ca))
+        except BaseException:
+            stop()
+            raise
+        print(f"  users and roles from {args.auth} (reloaded when they change)")
+        watch = _auth_watch(servers, args.auth, args.tls_ca)
     # SIGTERM stops the servers as Ctrl-C does, instead of orphaning them.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -221,7 +219,10 @@ def _server(args: argparse.Namespace) -> int:
 
 
 async def _set_up_as_admin(
-    url: str, directory: Path, tls_ca: Path | None, reload: Callable[[str], None] | None = None
+    urls: list[str],
+    directory: Path,
+    tls_ca: Path | None,
+    reload: Callable[[str], None] | None = None,
 ) -> None:
     """With the admin key (the other roles may not): create every stream and bucket, and
     publish the registry of signing keys.
@@ -236,7 +237,11 @@ async def _set_up_as_admin(
 
     users = auth.load_users(directory)
     store = await EventStore.connect(
-        url, name="dtf-server", creds=directory / f"admin{auth.KEY_SUFFIX}", tls_ca=tls_ca
+        urls,
+        name="dtf-server",
+        creds=directory / f"admin{auth.KEY_SUFFIX}",
+        tls_ca=tls_ca,
+        timeout=30 if len(urls) > 1 else 5,  # a new cluster elects its JetStream leader first
     )
     try:
         if reload is None:
@@ -257,8 +262,8 @@ async def _set_up_as_admin(
         await store.close()
 
 
-def _auth_watch(server, directory: Path, tls_ca: Path | None) -> Callable[[], None]:
-    """A check, run every half second, that reloads the server's users when `dtf auth add`
+def _auth_watch(servers: list, directory: Path, tls_ca: Path | None) -> Callable[[], None]:
+    """A check, run every half second, that reloads the servers' users when `dtf auth add`
     or `revoke` rewrote them."""
     from dtf.nats import auth
     from dtf.nats.server import write_authorization
@@ -281,11 +286,12 @@ def _auth_watch(server, directory: Path, tls_ca: Path | None) -> Callable[[], No
             return
         seen = now
         try:
-            asyncio.run(
-                _set_up_as_admin(
-                    server.url, directory, tls_ca, lambda text: write_authorization(server, text)
-                )
-            )
+
+            def reload(text: str) -> None:
+                for server in servers:
+                    write_authorization(server, text)
+
+            asyncio.run(_set_up_as_admin([s.url for s in servers], directory, tls_ca, reload))
         except DtfError as exc:
             print(f"dtf: warning: users not reloaded: {exc}", file=sys.stderr)
             return

@@ -125,8 +125,12 @@ def start_server(
     log_file: Path | None = None,
     authorization: str | None = None,
     tls: tuple[Path, Path] | None = None,
+    extra_config: str = "",
 ) -> LocalServer:
     """Start nats-server with JetStream; port -1 picks a free one, read back from its ports file.
+
+    `extra_config` is added to the configuration file (not given as flags: a reload re-reads
+    only the file, and must find the node's name and cluster there too).
 
     `authorization` (an `authorization { ... }` block, `dtf.nats.auth.render`) is added to the
     configuration, included from `<store_dir>/nats-users.conf`, so that a reload (SIGHUP) re-reads
@@ -142,8 +146,8 @@ def start_server(
     if config is None and not durable:
         config = ports_dir / "lazy-fsync.conf"
         config.write_text(lazy_fsync(config_file().read_text()))
-    if authorization is not None or tls is not None:
-        text = (config or config_file()).read_text()
+    if authorization is not None or tls is not None or extra_config:
+        text = (config or config_file()).read_text() + extra_config
         if tls is not None:
             cert, key = (json.dumps(str(path.resolve())) for path in tls)
             text += f"\ntls {{\n  cert_file: {cert}\n  key_file: {key}\n}}\n"
@@ -211,6 +215,7 @@ USERS_CONFIG = "nats-users.conf"  # included by it
 
 
 RELOADED = b"Reloaded server configuration"
+RELOAD_FAILED = b"Failed to reload server configuration"
 
 
 def write_authorization(server: LocalServer, authorization: str, within: float = 10.0) -> None:
@@ -221,10 +226,13 @@ def write_authorization(server: LocalServer, authorization: str, within: float =
     tmp.write_text(authorization)
     os.replace(tmp, server.store_dir / USERS_CONFIG)
     server.process.send_signal(signal.SIGHUP)
-    if before is None:
+    if before is None or server.log_file is None:
         return  # no log to read: the reload is asynchronous, as a signal is
+    log_file = server.log_file
     deadline = time.monotonic() + within
-    while (_reloads(server) or 0) <= before:
+    while (now := _reloads(server) or (0, 0))[0] <= before[0]:
+        if now[1] > before[1]:
+            raise StoreError(f"nats-server refused to reload: {last_log_line(log_file)}")
         if server.process.poll() is not None:
             raise StoreError(f"nats-server stopped while reloading its users: {server.death()}")
         if time.monotonic() > deadline:
@@ -232,14 +240,16 @@ def write_authorization(server: LocalServer, authorization: str, within: float =
         time.sleep(0.05)
 
 
-def _reloads(server: LocalServer) -> int | None:
-    """How many reloads the server's log records (None: it keeps no log)."""
+def _reloads(server: LocalServer) -> tuple[int, int] | None:
+    """How many reloads the server's log records, and failed reloads (None: it keeps no
+    log)."""
     if server.log_file is None:
         return None
     try:
-        return server.log_file.read_bytes().count(RELOADED)
+        text = server.log_file.read_bytes()
     except OSError:
         return None
+    return text.count(RELOADED), text.count(RELOAD_FAILED)
 
 
 def free_port() -> int:
@@ -264,15 +274,23 @@ class LocalCluster:
 
 
 def start_cluster_servers(
-    size: int, base_dir: Path | None = None, *, name: str = "dtf", timeout: float = 20.0
+    size: int,
+    base_dir: Path | None = None,
+    *,
+    name: str = "dtf",
+    timeout: float = 20.0,
+    authorization: str | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> LocalCluster:
     """Start `size` nodes with the shared nats.conf plus cluster flags (routes to each other).
 
     Every node gets its own store under base_dir/<node name>; client ports are random.
+    `authorization` and `tls` apply to each node's clients as in `start_server`; the routes
+    between the nodes stay on loopback, outside the clients' authorization.
     """
     base = base_dir or Path(tempfile.mkdtemp(prefix="dtf-cluster-"))
     route_ports = [free_port() for _ in range(size)]
-    routes = ",".join(f"nats://127.0.0.1:{p}" for p in route_ports)
+    routes = [f"nats://127.0.0.1:{p}" for p in route_ports]
     nodes: list[LocalServer] = []
     try:
         for i, port in enumerate(route_ports):
@@ -282,15 +300,13 @@ def start_cluster_servers(
                     store_dir=base / node_name,
                     log_file=base / f"{node_name}.log",
                     timeout=timeout,
-                    extra_args=(
-                        "--server_name",
-                        node_name,
-                        "--cluster_name",
-                        name,
-                        "--cluster",
-                        f"nats://127.0.0.1:{port}",
-                        "--routes",
-                        routes,
+                    authorization=authorization,
+                    tls=tls,
+                    extra_config=(
+                        f"\nserver_name: {json.dumps(node_name)}\n"
+                        f"cluster {{\n  name: {json.dumps(name)}\n"
+                        f"  listen: {json.dumps(f'127.0.0.1:{port}')}\n"
+                        f"  routes: {json.dumps(routes)}\n}}\n"
                     ),
                 )
             )

@@ -356,3 +356,47 @@ def test_a_revoked_key_is_refused_once_the_server_reloads(
     assert done.returncode == 0, done.stderr
     eventually(lambda: not asyncio.run(_connects(url, kept)), timeout=30, interval=0.2)
     assert asyncio.run(_connects(url, keys / "submitter.nk"))  # the others still sign in
+
+
+def test_a_cluster_with_auth_runs_signed_and_reloads_every_node(
+    keys: Path, tmp_path: Path
+) -> None:
+    """`dtf server --cluster 3 --auth`: a run with a key per role passes on all three nodes,
+    and a revoked key is refused by each of them after the reload."""
+    proc = subprocess.Popen(
+        [PY, "-m", "dtf", "server", "--cluster", "3", "--store", str(tmp_path / "st"),
+         "--auth", str(keys)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines: list[str] = []
+    cluster = None
+    try:
+        eventually(lambda: lines.append(proc.stdout.readline()) or "reloaded when" in lines[-1], 90)
+        urls = next(line.split()[1] for line in lines if "--server" in line).split(",")
+        cluster = Cluster(",".join(urls), tmp_path)
+        role_env = lambda role: {**cluster.env, "DTF_CREDS": str(keys / f"{role}.nk")}  # noqa: E731
+        cluster.start("coordinator", "coordinator", env=role_env("coordinator"))
+        cluster.worker("worker", env=role_env("worker"))
+        root = project(tmp_path, {"test_a.py": "def test_ok():\n    pass\n"})
+        run = subprocess.run(
+            [PY, "-m", "dtf", "run", "--no-progress", "--creds", str(keys / "submitter.nk")],
+            cwd=root, env=cluster.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+        audit = dtf("audit", "verify", cwd=tmp_path, env=role_env("viewer"))
+        assert audit.returncode == 0 and " 0 invalid" in audit.stdout, audit.stdout + audit.stderr
+
+        kept = tmp_path / "kept.nk"
+        kept.write_bytes((keys / "viewer.nk").read_bytes())
+        kept.chmod(0o600)
+        done = dtf("auth", "revoke", "viewer", "--dir", str(keys), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        for url in urls:
+            eventually(lambda u=url: not asyncio.run(_connects(u, kept)), timeout=30, interval=0.2)
+        assert all(asyncio.run(_connects(u, keys / "submitter.nk")) for u in urls)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        proc.terminate()
+        proc.communicate(timeout=60)
