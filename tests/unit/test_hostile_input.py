@@ -192,3 +192,46 @@ def test_a_key_file_is_a_seed_or_refused(tmp_path: Path, content: bytes) -> None
 def test_a_device_file_in_a_bundle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="special file"):
         extract(_bundle([("dev/zero", tarfile.CHRTYPE, "", b"")], None), tmp_path / "out")
+
+
+# --- the command line -----------------------------------------------------------------------
+
+_tokens = st.one_of(
+    st.sampled_from(
+        ["run", "worker", "status", "show", "audit", "verify", "auth", "add", "revoke", "server",
+         "--server", "--creds", "--requires", "--since", "--slots", "--cluster", "--auth", "-n",
+         "--split", "all", "task", "worker", "--", "=", "-", "--port", "0", "-1", "x" * 200]
+    ),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=20),
+)  # fmt: skip
+
+
+@FUZZ
+@given(argv=st.lists(_tokens, max_size=8))
+def test_the_argument_parser_answers_everything_with_a_namespace_or_its_usage_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dtf.cli.args import build_parser
+
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse's own answer: usage and one error line, status 2
+        assert exc.code in (0, 2)
+        if exc.code == 2:
+            assert capsys.readouterr().err.strip().splitlines()[-1].startswith("dtf")
+
+
+@FUZZ
+@given(spec=st.text(max_size=60))
+def test_requirements_and_ages_parse_or_say_why(spec: str) -> None:
+    from dtf.cli.analysis import parse_age
+    from dtf.core.requirements import parse
+
+    try:
+        parse(spec)
+    except ValueError as exc:
+        assert str(exc)
+    try:
+        assert parse_age(spec, "--since") >= 0
+    except ConfigError as exc:
+        assert "--since" in str(exc)
