@@ -226,7 +226,11 @@ async def tail(
     try:
         start = 1 if from_start else max(1, await store.last_seq() - last + 1)
 
+        view = View()  # judges signers as the coordinator does (from where the tail starts)
+
         def printer(rec: Stored) -> None:
+            rec = view.admit(rec)
+            view.fold(rec)
             console.print(describe(rec), markup=False, highlight=False)
 
         stop = asyncio.Event()
