@@ -156,9 +156,10 @@ async def status(urls: list[str], console: Console) -> int:
     console.print(f"runs: {len(view.runs)} known, {len(open_runs)} in progress")
     if view.rejected:
         console.print(
-            f"stream: {view.rejected} unreadable message(s) ignored, the latest at seq "
-            f"{view.rejections[-1].seq} on {view.rejections[-1].subject}; "
-            "`dtf show all` lists them as REJECTED"
+            f"stream: {view.rejected} message(s) rejected (unreadable, or refused for their "
+            f"signature or signer), the latest at seq {view.rejections[-1].seq} on "
+            f"{view.rejections[-1].subject}; `dtf show all` lists them as REJECTED, "
+            "`dtf audit verify` counts them"
         )
     return 0
 

@@ -138,7 +138,7 @@ def test_poison_on_every_subject_of_a_live_run(cluster: Cluster, tmp_path: Path)
 
     status = cli(url, "status")
     assert status.returncode == 0 and status.stderr == "", status.stderr
-    assert f"stream: {len(messages)} unreadable message(s) ignored" in status.stdout
+    assert f"stream: {len(messages)} message(s) rejected (unreadable" in status.stdout
     assert "runs: 1 known, 0 in progress" in status.stdout
     assert len(status.stdout.splitlines()) < 40  # a count, not a warning per message
 
