@@ -104,7 +104,7 @@ async def status(urls: list[str], console: Console) -> int:
     for col in (
         "id",
         "status",
-        "heartbeat",
+        "beat",  # the heartbeat: "ok" while its key lives
         "slots",
         "busy",
         "host",

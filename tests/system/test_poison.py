@@ -154,7 +154,7 @@ def test_poison_last_in_the_stream_stops_no_one(cluster: Cluster, tmp_path: Path
     worker = cluster.worker("w1")
     status = cli(url, "status")
     assert status.returncode == 0, status.stderr
-    assert "stream: 2 unreadable message(s)" in status.stdout
+    assert "stream: 2 message(s) rejected (unreadable" in status.stdout
 
     root = project(tmp_path, {"test_a.py": "def test_a():\n    pass\n"})
     run = cluster.run(root, ".", "--json", "r.json")
