@@ -18,7 +18,6 @@ from rich.console import Console
 
 from dtf.cli.inspection import describe
 from dtf.core.state import View
-from dtf.errors import ConfigError
 from dtf.nats.store import EventStore, Recorded, Stored
 from events.subjects import ROOT
 
@@ -35,8 +34,7 @@ class Audit:
     view: View = field(default_factory=View)
 
     def add(self, rec: Stored) -> None:
-        rec = self.view.admit(rec)
-        self.view.fold(rec)
+        rec = self.view.judge(rec)
         if isinstance(rec, Recorded):
             self.counts["valid" if rec.signer is not None else "unsigned"] += 1
         elif rec.refused:
@@ -70,7 +68,8 @@ async def verify(urls: list[str], console: Console) -> int:
     counts = audit.counts
     total = sum(counts.values())
     if not total:
-        raise ConfigError("the event stream is empty: nothing to verify")
+        console.print("0 events: the stream is empty, nothing to verify")
+        return 0
     for rec in audit.refused:
         console.print(describe(rec), markup=False, highlight=False)
     if counts["invalid"] > len(audit.refused):

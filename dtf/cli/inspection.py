@@ -69,18 +69,6 @@ def describe(rec: Stored) -> str:
     return f"{rec.seq:>7} {stamp} {tag:<22} {target:<44} {event.actor}  {' '.join(fields)}"
 
 
-def screened(records: list[Stored]) -> list[Stored]:
-    """The records as the coordinator judges them: an event whose signer may not have written
-    it becomes a Rejected saying why (`View.admit`)."""
-    view = View()
-    out = []
-    for rec in records:
-        rec = view.admit(rec)
-        view.fold(rec)
-        out.append(rec)
-    return out
-
-
 async def _with_store(urls: list[str], name: str):
     return await EventStore.connect(urls, name=name, timeout=3.0)
 
@@ -195,9 +183,10 @@ async def show(
         records = await store.load(subjects, timeout=120)
     finally:
         await store.close()
+    view = View()  # judges signers as the coordinator does: a forgery shows as REJECTED
     records = [
         r
-        for r in screened(records)
+        for r in map(view.judge, records)
         if (since is None or r.at >= since) and (until is None or r.at <= until)
     ]
     if not records:
@@ -230,9 +219,7 @@ async def tail(
         view = View()  # judges signers as the coordinator does (from where the tail starts)
 
         def printer(rec: Stored) -> None:
-            rec = view.admit(rec)
-            view.fold(rec)
-            console.print(describe(rec), markup=False, highlight=False)
+            console.print(describe(view.judge(rec)), markup=False, highlight=False)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

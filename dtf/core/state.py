@@ -281,7 +281,16 @@ class View:
 
     def fold(self, rec: Stored) -> bool:
         """Fold one stored message in, readable or not; True when it changed some state."""
+        return self._fold_admitted(self.admit(rec))
+
+    def judge(self, rec: Stored) -> Stored:
+        """Fold one stored message in and return it as admitted (a Rejected saying why when
+        its signer may not have written it): for readers that show what they fold."""
         rec = self.admit(rec)
+        self._fold_admitted(rec)
+        return rec
+
+    def _fold_admitted(self, rec: Stored) -> bool:
         if isinstance(rec, Rejected):
             self.reject(rec)
             return False

@@ -96,6 +96,18 @@ class Verifier:
         self.enforced_from = 0  # 0: no registry, nothing is checked
         self.loaded = False
 
+    @classmethod
+    def of(cls, keys: Mapping[str, KeyEntry], enforced_from: int = 1) -> Verifier:
+        """A verifier of exactly these keys, with no server to look others up in (tests,
+        benchmarks); a key that is not a user public key is left out."""
+        verifier = cls(None)  # type: ignore[arg-type]  # never asked: loaded already
+        verifier.enforced_from = enforced_from
+        verifier.loaded = True
+        for public_key, entry in keys.items():
+            if (vk := verify_key(public_key)) is not None:
+                verifier._keys[public_key] = (entry, vk)
+        return verifier
+
     @property
     def active(self) -> bool:
         return self.enforced_from > 0

@@ -39,6 +39,7 @@ from events.catalogue import (
 )
 from events.subjects import ROOT as EVENTS_ROOT
 from tests.support.cluster import PY, Cluster, project
+from tests.support.keys import stolen_copy
 from tests.support.polling import eventually
 
 
@@ -348,9 +349,7 @@ def test_a_revoked_key_is_refused_once_the_server_reloads(
     secured_cli: tuple[subprocess.Popen, str], keys: Path, tmp_path: Path
 ) -> None:
     _, url = secured_cli
-    kept = tmp_path / "kept.nk"  # what a thief copied before the revocation
-    kept.write_bytes((keys / "viewer.nk").read_bytes())
-    kept.chmod(0o600)
+    kept = stolen_copy(keys / "viewer.nk", tmp_path / "kept.nk")  # before the revocation
     assert asyncio.run(_connects(url, kept))
     done = dtf("auth", "revoke", "viewer", "--dir", str(keys), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -387,9 +386,7 @@ def test_a_cluster_with_auth_runs_signed_and_reloads_every_node(
         audit = dtf("audit", "verify", cwd=tmp_path, env=role_env("viewer"))
         assert audit.returncode == 0 and " 0 invalid" in audit.stdout, audit.stdout + audit.stderr
 
-        kept = tmp_path / "kept.nk"
-        kept.write_bytes((keys / "viewer.nk").read_bytes())
-        kept.chmod(0o600)
+        kept = stolen_copy(keys / "viewer.nk", tmp_path / "kept.nk")  # before the revocation
         done = dtf("auth", "revoke", "viewer", "--dir", str(keys), cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         for url in urls:

@@ -37,6 +37,7 @@ from events.catalogue import (
 from events.codec import encode
 from events.subjects import ROOT, subject_of
 from tests.support.cluster import PY
+from tests.support.keys import stolen_copy
 from tests.support.polling import eventually
 
 RUN = "r-signed"
@@ -213,9 +214,7 @@ def test_a_revoked_keys_history_still_verifies_on_a_rebuild(
 ) -> None:
     _, url = secured_cli
     before = asyncio.run(_complete_as(url, keys, "worker-a"))
-    kept = tmp_path / "kept.nk"  # a copy of the key, as a thief would keep it
-    kept.write_bytes((keys / "worker-a.nk").read_bytes())
-    kept.chmod(0o600)
+    kept = stolen_copy(keys / "worker-a.nk", tmp_path / "kept.nk")  # before the revocation
     done = subprocess.run([PY, "-m", "dtf", "auth", "revoke", "worker-a", "--dir", str(keys)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr

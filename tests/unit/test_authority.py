@@ -123,13 +123,7 @@ def test_verify_key_takes_user_public_keys_only() -> None:
 
 
 def _verifier(signing: Signing, *, revoked_after: int = 0) -> Verifier:
-    verifier = Verifier(None)  # type: ignore[arg-type]  # no server: the keys are given
-    verifier.enforced_from = 10
-    key = verify_key(signing.public_key)
-    assert key is not None
-    verifier._keys[signing.public_key] = (KeyEntry("w", "worker", revoked_after), key)
-    verifier.loaded = True
-    return verifier
+    return Verifier.of({signing.public_key: KeyEntry("w", "worker", revoked_after)}, 10)
 
 
 def test_signatures_verify_and_anything_changed_does_not() -> None:
