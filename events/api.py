@@ -23,7 +23,12 @@ class PlanReply(msgspec.Struct):
 
 
 class Heartbeat(msgspec.Struct, frozen=True):
-    """What a worker's heartbeat key holds: when it was written, and the tasks it runs."""
+    """What a worker's heartbeat key holds: when it was written, the tasks it runs, and how
+    loaded its machine is (percent; -1 where unknown), for the dashboard's sparklines."""
 
     at: float
     running: tuple[str, ...] = ()
+    cpu: float = -1.0
+    memory: float = -1.0
+    gpu: float = -1.0
+    server: str = ""  # host:port of the NATS server the worker is connected to

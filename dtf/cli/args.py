@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server(sub)
     _add_auth(sub)
     _add_inspection(sub)
+    _add_dashboard(sub)
     analysis_args.add_commands(sub, server_arg)
     return parser
 
@@ -247,6 +248,32 @@ def _add_auth(sub: Any) -> None:
     revoke.add_argument("--dir", type=Path, required=True)
     listing = actions.add_parser("list", help="the users, their roles and public keys")
     listing.add_argument("--dir", type=Path, required=True)
+
+
+def _add_dashboard(sub: Any) -> None:
+    dash = sub.add_parser(
+        "dashboard",
+        help="the live dashboard of the fleet (a terminal app, or served to a browser)",
+        description="A live view of workers, runs, errors, trends and topology, with alerts "
+        "and sound. Live state comes from the event stream and the heartbeats; history "
+        "(errors over days, benchmark trends) from a read model built by `dtf replay`. "
+        "Press ? in the app for its keys.",
+    )
+    server_arg(dash)
+    dash.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="the read model for the history panels (from `dtf replay --db FILE`; it may be "
+        "held by `dtf replay --follow`); without one they say how to get it",
+    )
+    dash.add_argument("--theme", choices=["dark", "light"], default="dark")
+    dash.add_argument("--mute", action="store_true", help="start with the alert sounds off")
+    dash.add_argument(
+        "--serve", action="store_true", help="serve the dashboard to browsers instead"
+    )
+    dash.add_argument("--host", default="127.0.0.1", help="with --serve (default: 127.0.0.1)")
+    dash.add_argument("--port", type=int, default=8000, help="with --serve (default: 8000)")
 
 
 def _add_inspection(sub: Any) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
-from dtf.cli.inspection import describe
+from dtf.core.describe import describe
 from dtf.core.state import View
 from dtf.nats.store import EventStore, Recorded, Stored
 from events.subjects import ROOT

@@ -71,27 +71,13 @@ async def _coordinator(args: argparse.Namespace) -> int:
 
 async def _worker_admin(args: argparse.Namespace) -> int:
     """An operator's request about one worker, recorded as an event."""
-    import getpass
+    from dtf.client.admin import check, request
+    from dtf.nats.store import EventStore
 
-    from dtf.core.envelope import new_event
-    from dtf.nats.store import EventStore, Recorded
-    from events.catalogue import AnyEvent, WorkerDisabled, WorkerDrainRequested, WorkerEnabled
-    from events.subjects import valid_token, worker_subject
-
-    if not args.target or not valid_token(args.target):
-        raise ConfigError(f"dtf worker {args.action} needs a worker id (see dtf status)")
-    cls: dict[str, Callable[..., AnyEvent]] = {
-        "drain": WorkerDrainRequested,
-        "enable": WorkerEnabled,
-        "disable": WorkerDisabled,
-    }
-    event = new_event(cls[args.action], f"operator-{getpass.getuser()}", worker_id=args.target)
+    check(args.action, args.target or "")
     store = await EventStore.connect(_connect_url(args), name="dtf-admin", timeout=3.0)
     try:
-        history = await store.load(worker_subject(args.target), timeout=10)
-        if not any(isinstance(r, Recorded) for r in history):
-            raise ConfigError(f"no worker {args.target} has ever registered")
-        await store.append(event)
+        await request(store, args.action, args.target or "")
     finally:
         await store.close()
     print(f"{args.action}: recorded for worker {args.target}")
@@ -405,6 +391,15 @@ def _events(args: argparse.Namespace, console: Console) -> int:
     )
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    from tui import launch
+
+    urls = _connect_url(args)
+    if args.serve:
+        return launch.serve(urls, args.db, theme=args.theme, host=args.host, port=args.port)
+    return launch.run(urls, args.db, theme=args.theme, mute=args.mute)
+
+
 def _analysis(args: argparse.Namespace, console: Console) -> int:
     # Imported only for these commands: the statistics behind them take a second to import.
     from dtf.cli import analysis
@@ -424,6 +419,7 @@ COMMANDS: dict[str, Handler] = {
     "events": lambda args, _, console: _events(args, console),
     "audit": lambda args, _, console: _audit(args, console),
     "auth": lambda args, _, console: _auth(args, console),
+    "dashboard": lambda args, _, __: _dashboard(args),
     **{name: (lambda args, _, console: _analysis(args, console)) for name in ANALYSIS_COMMANDS},
 }
 

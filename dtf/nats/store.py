@@ -202,6 +202,17 @@ class EventStore:
         known = {u.netloc for u in self.nc.servers} | {u.netloc for u in self.nc.discovered_servers}
         return 3 if len(known) >= 3 else 1
 
+    def known_servers(self) -> list[str]:
+        """Every server address (host:port) given or learnt from the cluster, sorted."""
+        known = {u.netloc for u in self.nc.servers} | {u.netloc for u in self.nc.discovered_servers}
+        return sorted(known)
+
+    @property
+    def connected_to(self) -> str | None:
+        """The address of the server this connection is on now; None while reconnecting."""
+        url = self.nc.connected_url
+        return url.netloc if url is not None and self.nc.is_connected else None
+
     async def ensure_topology(self, within: float = 30.0, *, with_leases: bool = False) -> None:
         """Create the streams and buckets that do not exist yet (idempotent).
 
@@ -393,6 +404,30 @@ class EventStore:
         except StoreError as exc:
             raise self.denials.explain(exc, "cannot read the signing keys") from None
 
+    async def follow_log(
+        self, subject: str, handler: Callable[[bytes], None], *, last: int = 200
+    ) -> Follower:
+        """Hand the payload of a task's output messages (`dtf.log.<task>`, the DTF_LOGS
+        stream) to `handler`: the latest `last` of them, then each new one."""
+        try:
+            info = await self.js.stream_info(topology.LOGS_STREAM, subjects_filter=subject)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise self.denials.explain(exc, f"cannot read {subject}") from None
+        held = (info.state.subjects or {}).get(subject, 0)
+        start = 1
+        if held > last:  # skip ahead: the first of the last `last` messages on the subject
+            start = max(1, info.state.last_seq - held + 1)
+
+        async def on_msg(msg: Msg) -> None:
+            try:
+                handler(msg.data)
+            except Exception:  # a display's bug must not stop the follow
+                log.exception("handling output on %s failed", msg.subject)
+
+        return await self.follow_messages(
+            subject, on_msg, from_seq=start, stream=topology.LOGS_STREAM
+        )
+
     async def follow_messages(
         self,
         subjects: str | Sequence[str],
@@ -401,6 +436,7 @@ class EventStore:
         from_seq: int = 1,
         new_only: bool = False,
         follower: Follower | None = None,
+        stream: str = topology.EVENTS_STREAM,
     ) -> Follower:
         """`follow` without decoding: each stored message as it comes (read it with
         `position`), for a reader that passes the bytes on (the projector's stream reader).
@@ -422,7 +458,7 @@ class EventStore:
             sub = await self.denials.unless_refused(
                 self.js.subscribe(
                     filters[0] if len(filters) == 1 else None,  # type: ignore[arg-type]
-                    stream=topology.EVENTS_STREAM,
+                    stream=stream,
                     cb=on_msg,
                     ordered_consumer=True,
                     config=config,
@@ -614,6 +650,21 @@ class HeartbeatWatch:
         if entry is None or not entry.key or not entry.value:  # a deletion, or the end marker
             return None
         return entry.key
+
+    async def next_put(self, timeout: float) -> tuple[str, bytes | None] | None:
+        """The next change of the bucket as (worker id, value), the value None for a deletion
+        (a clean stop); None when nothing came within `timeout` or the watch was
+        interrupted (try again).  The end marker of the initial values is skipped."""
+        try:
+            entry = await self._watcher.updates(timeout=timeout)
+        except TimeoutError:
+            return None
+        except Exception as exc:  # nats-py raises what it meets mid-reconnect
+            log.warning("heartbeat watch interrupted: %s", exc)
+            return None
+        if entry is None or not entry.key:
+            return None
+        return entry.key, entry.value or None
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):

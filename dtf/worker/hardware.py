@@ -49,3 +49,9 @@ def detect(labels: tuple[str, ...] = (), python: str = "") -> Capabilities:
         gpus=nvidia_gpus(),
         labels=labels,
     )
+
+
+def load() -> tuple[float, float]:
+    """This machine's CPU and memory use now, in percent (CPU since the previous call; the
+    first call reads 0).  Cheap enough for every heartbeat."""
+    return psutil.cpu_percent(interval=None), psutil.virtual_memory().percent

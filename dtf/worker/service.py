@@ -32,7 +32,7 @@ from dtf.nats.consumer import Consumer, Delivery
 from dtf.nats.store import EventStore
 from dtf.runner.pytest_session import PytestSession
 from dtf.worker.execution import Executor, Slot
-from dtf.worker.hardware import detect
+from dtf.worker.hardware import detect, load
 from dtf.worker.interpreter import Interpreter, probe
 from events import topology
 from events.api import Heartbeat
@@ -199,7 +199,16 @@ class Worker:
                 await slot.session.abort()
 
     def _beat(self) -> bytes:
-        return msgspec.json.encode(Heartbeat(time.time(), tuple(sorted(self.running))))
+        cpu, memory = load()
+        return msgspec.json.encode(
+            Heartbeat(
+                time.time(),
+                tuple(sorted(self.running)),
+                cpu=cpu,
+                memory=memory,
+                server=self.store.connected_to or "",
+            )
+        )
 
     async def _heartbeat(self) -> None:
         # Not `while True`: on Python 3.11 a cancellation can be lost inside nats-py's

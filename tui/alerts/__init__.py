@@ -1,0 +1,1 @@
+"""The dashboard's alerts: their tiers, the rules that raise them and the sounds they make."""

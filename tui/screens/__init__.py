@@ -1,0 +1,1 @@
+"""The dashboard's screens: a pane per resource, and the drill-downs pushed over them."""

@@ -1,0 +1,1 @@
+"""Widgets and the cell formats the dashboard's screens share."""
