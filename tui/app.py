@@ -43,7 +43,7 @@ from tui.widgets.filter import FilterBar
 
 REFRESH_S = 0.5  # redraws per second: two
 HISTORY_EVERY_S = 15.0
-ALERTS_NOTIFIED = 4  # a burst of alerts shows this many notifications, the rest in the list
+ALERTS_NOTIFIED = 2  # a burst of alerts shows this many notifications, the rest in the list
 PANES = ("overview", "workers", "runs", "errors", "trends", "topology")
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
 _SEVERITY = {"system-critical": "error", "critical": "error", "warning": "warning"}

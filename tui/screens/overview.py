@@ -121,6 +121,8 @@ def latest_alerts(alerts: list[Alert], now: float) -> Group | Text:
                 " ",
                 alert.title,
                 (f"  {alert.detail}" if alert.detail else "", "dim"),
+                no_wrap=True,
+                overflow="ellipsis",
             )
         )
     return Group(*lines)
