@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from dtf.errors import DtfError
@@ -259,7 +260,7 @@ class Dashboard(App[None]):
 
     def action_filter(self) -> None:
         """Open the filter of the table on screen (the workers', the runs', a run's tasks)."""
-        where = self.screen
+        where: Widget = self.screen
         if where is self.screen_stack[0]:
             where = self.main.query_one(f"TabPane#{self.main.query_one(TabbedContent).active}")
         bars = where.query(FilterBar)

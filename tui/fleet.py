@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import msgspec
 
@@ -26,7 +27,7 @@ from events.catalogue import (
     WorkerQuarantined,
 )
 from events.records import Recorded, Rejected, Stored
-from projections.analytics.hardware import hardware_class
+from projections.analytics.hardware import hardware_class as _hardware_class
 
 RATE_WINDOW_S = 10.0  # tests per second: over the last this many seconds
 USAGE_POINTS = 60  # samples of each worker's load kept for its sparkline
@@ -36,6 +37,8 @@ INCIDENTS_KEPT = 200
 FRESH_S = 120.0
 STALE_BEAT_S = 3.0  # a heartbeat older than this (the TTL is 2 s) is late
 _BEAT = msgspec.json.Decoder(Heartbeat)
+# Every row of every refresh names its hardware class: parsed once per kind of machine.
+hardware_class = lru_cache(maxsize=4096)(_hardware_class)
 _FAILED = ("failed", "error")
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dtf.errors import DtfError
-from projections.analytics.changepoint import detect
 from projections.pipeline.projector import replay
 from projections.queries import read
 from projections.queries.error_patterns import Pattern, patterns
@@ -172,6 +171,9 @@ def digest(errors: list[ErrorRow], now: float) -> ErrorDigest:
 
 def trends(results) -> tuple[TrendLine, ...]:
     """The longest benchmark series, with their change points and regressions."""
+    # Imported here: scipy is 70 MB of the dashboard's memory, needed only with a read model.
+    from projections.analytics.changepoint import detect
+
     series = sorted(metric_series(results), key=lambda s: -len(s.values))[:TRENDS_KEPT]
     lines = []
     for s in series:
