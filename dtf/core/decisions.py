@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from dtf.core import retry
-from dtf.core.scheduling import Strategy, WorkerSlots, free_workers
+from dtf.core.scheduling import Strategy, WorkerSlots, free_workers, index_of
 from dtf.core.scheduling.protocol import capable
 from dtf.core.state import View
 from events.catalogue import (
@@ -209,14 +209,17 @@ def assignment(view: View, stamp: Stamp, task_id: str, worker_id: str) -> TaskAs
 
 
 def assignments(view: View, stamp: Stamp, strategy: Strategy) -> list[AnyEvent]:
-    """Queued tasks whose backoff is over, placed on free capable slots by `strategy`."""
-    workers = free_workers(view)
-    if not workers or not view.queued_ids:  # no free slot: nothing to sort through
+    """Queued tasks whose backoff is over, placed on free capable slots by `strategy`.
+
+    Read through the View's index of the queue for this strategy, so a round costs about the
+    same with a hundred thousand tasks queued as with ten (`scheduling.placing`)."""
+    if not view.queued_ids:
         return []
-    ready = [t for t in view.queued() if t.not_before <= stamp.now]
-    return [
-        assignment(view, stamp, d.task_id, d.worker_id) for d in strategy.schedule(ready, workers)
-    ]
+    workers = free_workers(view)
+    if not workers:
+        return []
+    placed = index_of(view, strategy).place(strategy, view, stamp.now, workers)
+    return [assignment(view, stamp, d.task_id, d.worker_id) for d in placed]
 
 
 def losers(view: View, stamp: Stamp) -> list[AnyEvent]:

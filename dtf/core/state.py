@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 from msgspec.structs import replace
@@ -54,6 +54,12 @@ WorkerStatus = Literal["active", "draining", "stopped", "lost", "quarantined", "
 RETRYABLE: frozenset[str] = frozenset({"infrastructure", "timeout"})
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 REJECTIONS_KEPT = 100  # the latest unreadable messages a View remembers (all are counted)
+
+
+class QueueWatcher(Protocol):
+    """Told of every task that enters the queue (`dtf.core.scheduling.placing.QueueIndex`)."""
+
+    def add(self, task: TaskState) -> None: ...
 
 
 class TaskState(msgspec.Struct, frozen=True):
@@ -258,7 +264,7 @@ class View:
     Owns: tasks, workers, runs, the last stream sequence seen per aggregate (the expected
     sequence for the next guarded write), worker -> active task ids, the latest duration seen
     per test node id, a count of events that changed nothing, and the count and latest few
-    of the messages rejected as unreadable.
+    of the messages rejected as unreadable; and the indexes of the queue strategies ask for.
     """
 
     tasks: dict[str, TaskState] = field(default_factory=dict)
@@ -278,6 +284,8 @@ class View:
     ignored: int = 0
     rejected: int = 0
     rejections: deque[Rejected] = field(default_factory=lambda: deque(maxlen=REJECTIONS_KEPT))
+    # Indexes of the queue kept for a scheduling strategy, by its name (made on first use).
+    queue_indexes: dict[str, QueueWatcher] = field(default_factory=dict)
 
     def fold(self, rec: Stored) -> bool:
         """Fold one stored message in, readable or not; True when it changed some state."""
@@ -369,6 +377,9 @@ class View:
             # The other attempt lost the race: the coordinator cancels it.
             loser = old.spare_attempt if new.attempt == old.attempt else old.attempt
             self.losers[task_id] = loser
+        if new.status == "queued" and (old is None or old.status != "queued"):
+            for index in self.queue_indexes.values():
+                index.add(new)
         for status, ids in (("queued", self.queued_ids), ("retrying", self.retrying_ids)):
             if new.status == status:
                 ids[task_id] = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dtf.core.requirements import parse, satisfies
-from dtf.core.scheduling import strategy
+from dtf.core.scheduling import schedule, strategy
 from dtf.core.scheduling.protocol import WorkerSlots, free_workers
 from dtf.core.splitting import Item, split
 from dtf.core.state import View, evolve_task
@@ -152,7 +152,7 @@ def test_least_loaded_respects_priority_capability_and_slots() -> None:
         q("r.4", 5),
     ]
     view = _view_with(tasks, [("cpu", CPU, 2), ("gpu", GPU, 1)])
-    decisions = strategy("least-loaded").schedule(view.queued(), free_workers(view))
+    decisions = schedule(strategy("least-loaded"), view.queued(), free_workers(view))
     by_task = {d.task_id: d.worker_id for d in decisions}
     assert next(iter(by_task)) == "r.1"  # highest priority first
     assert len(decisions) == 3  # three free slots in all
@@ -163,14 +163,14 @@ def test_least_loaded_respects_priority_capability_and_slots() -> None:
 def test_duration_aware_starts_longest_first_and_balances() -> None:
     tasks = [q(f"r.{i}", i, expected_duration=d) for i, d in enumerate([1, 9, 3, 7])]
     view = _view_with(tasks, [("a", CPU, 1), ("b", CPU, 1)])
-    decisions = strategy("duration").schedule(view.queued(), free_workers(view))
+    decisions = schedule(strategy("duration"), view.queued(), free_workers(view))
     assert [d.task_id for d in decisions] == ["r.1", "r.3"]
     assert {d.worker_id for d in decisions} == {"a", "b"}
 
 
 def test_task_needing_missing_hardware_stays_queued() -> None:
     view = _view_with([q("r.0", requirements=Requirements(gpus=4))], [("a", GPU, 4)])
-    assert strategy("duration").schedule(view.queued(), free_workers(view)) == []
+    assert schedule(strategy("duration"), view.queued(), free_workers(view)) == []
 
 
 def test_unknown_strategy_names_the_known_ones() -> None:
@@ -245,13 +245,13 @@ def test_retry_prefers_another_worker_and_escalates_memory() -> None:
     big = Capabilities(platform="linux", hostname="b", cpus=8, memory_gb=64)
     view = _view_with([q("r.0")], [("a", CPU, 1), ("b", big, 1)])
     task = replace(view.tasks["r.0"], avoid=("b",))
-    [d] = strategy("least-loaded").schedule([task], free_workers(view))
+    [d] = schedule(strategy("least-loaded"), [task], free_workers(view))
     assert d.worker_id == "a"
     task = replace(task, avoid=("a",), min_memory_gb=CPU.memory_gb)
-    [d] = strategy("duration").schedule([task], free_workers(view))
+    [d] = schedule(strategy("duration"), [task], free_workers(view))
     assert d.worker_id == "b"
     only_a = [w for w in free_workers(view) if w.worker_id == "a"]
-    assert strategy("duration").schedule([task], only_a) == []  # a is too small now
+    assert schedule(strategy("duration"), [task], only_a) == []  # a is too small now
 
 
 def test_backoff_has_full_jitter_and_a_cap() -> None:
@@ -277,14 +277,14 @@ def test_backoff_has_full_jitter_and_a_cap() -> None:
 def test_large_queue_is_scheduled_in_the_same_order_as_a_full_sort() -> None:
     tasks = [q(f"r.{i}", i, expected_duration=float((i * 37) % 101)) for i in range(300)]
     view = _view_with(tasks, [("a", CPU, 3), ("b", CPU, 2)])
-    decisions = strategy("duration").schedule(view.queued(), free_workers(view))
+    decisions = schedule(strategy("duration"), view.queued(), free_workers(view))
     longest = sorted(enumerate(tasks), key=lambda it: (-it[1].expected_duration, it[0]))[:5]
     longest = [t for _, t in longest]
     assert {d.task_id for d in decisions} == {t.task_id for t in longest}
     # A head full of tasks nobody can run does not hide runnable ones behind it.
     blocked = [q(f"s.{i}", i, priority=9, requirements=Requirements(gpus=8)) for i in range(100)]
     view = _view_with([*blocked, q("s.999", 999)], [("a", CPU, 1)])
-    [d] = strategy("least-loaded").schedule(view.queued(), free_workers(view))
+    [d] = schedule(strategy("least-loaded"), view.queued(), free_workers(view))
     assert d.task_id == "s.999"
 
 

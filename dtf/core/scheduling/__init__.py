@@ -1,9 +1,11 @@
-"""Scheduling strategies, picked by name.  Each returns decisions; the caller publishes them."""
+"""Scheduling strategies, picked by name: each orders the queue and ranks the workers;
+`placing` turns that into assignments, which the caller publishes."""
 
 from __future__ import annotations
 
 from dtf.core.scheduling.duration_aware import DurationAware
 from dtf.core.scheduling.least_loaded import LeastLoaded
+from dtf.core.scheduling.placing import QueueIndex, index_of, schedule
 from dtf.core.scheduling.protocol import Assignment, Strategy, WorkerSlots, free_workers
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -25,8 +27,11 @@ __all__ = [
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "Assignment",
+    "QueueIndex",
     "Strategy",
     "WorkerSlots",
     "free_workers",
+    "index_of",
+    "schedule",
     "strategy",
 ]

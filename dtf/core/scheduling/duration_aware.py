@@ -7,9 +7,9 @@ LPT keeps the tail of a run short: the big tasks start first, small ones fill th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-from dtf.core.scheduling.protocol import Assignment, WorkerSlots, capable, in_order
+from dtf.core.scheduling.protocol import WorkerSlots
 from dtf.core.state import TaskState
 
 
@@ -22,24 +22,11 @@ class DurationAware:
     def expected(self, task: TaskState) -> float:
         return task.spec.expected_duration or self.default
 
-    def schedule(
-        self, queued: Sequence[TaskState], workers: Sequence[WorkerSlots]
-    ) -> list[Assignment]:
-        decisions: list[Assignment] = []
-        free = sum(w.free for w in workers)
-        order = in_order(
-            queued,
-            lambda t: (-t.spec.priority, -self.expected(t), t.queue_seq, t.task_id),
-            free,
-        )
-        for task in order:
-            candidates = capable(task, workers)
-            if not candidates:
-                continue
-            best = min(candidates, key=lambda w: (w.backlog / w.slots, -w.free, w.worker_id))
-            best.free -= 1
-            best.backlog += self.expected(task)
-            decisions.append(Assignment(task.task_id, best.worker_id))
-            if not any(w.free for w in workers):
-                break
-        return decisions
+    def order(self, task: TaskState) -> tuple[Any, ...]:
+        return (-task.spec.priority, -self.expected(task), task.queue_seq, task.task_id)
+
+    def rank(self, worker: WorkerSlots) -> tuple[Any, ...]:
+        return (worker.backlog / worker.slots, -worker.free, worker.worker_id)
+
+    def took(self, worker: WorkerSlots, task: TaskState) -> None:
+        worker.backlog += self.expected(task)

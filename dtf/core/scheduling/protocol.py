@@ -1,15 +1,20 @@
-"""The seam between the coordinator and a scheduling strategy."""
+"""The seam between the coordinator and a scheduling strategy.
+
+A strategy says two things: in which order queued tasks go (`order`, fixed while a task
+waits) and which of the capable free workers takes the next one (`rank`, lowest first;
+`took` records that it did).  Everything else, finding who can run what without looking
+at every queued task, is `dtf.core.scheduling.placing`'s.
+"""
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dtf.core.requirements import satisfies
 from dtf.core.state import TaskState, View
-from events.catalogue import Capabilities
+from events.catalogue import Capabilities, Requirements
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +37,27 @@ class WorkerSlots:
 class Strategy(Protocol):
     name: str
 
-    def schedule(
-        self, queued: Sequence[TaskState], workers: Sequence[WorkerSlots]
-    ) -> list[Assignment]:
-        """Pick workers for queued tasks; never more tasks per worker than its free slots.
-
-        `queued` is in no particular order; tasks no worker can take stay queued.
-        """
+    def order(self, task: TaskState) -> tuple[Any, ...]:
+        """The task's place in the queue, lowest first; must not change while it waits."""
         ...
+
+    def rank(self, worker: WorkerSlots) -> tuple[Any, ...]:
+        """Of the capable workers with a free slot, the lowest takes the next task.  Taking
+        a task must never lower a worker's rank."""
+        ...
+
+    def took(self, worker: WorkerSlots, task: TaskState) -> None:
+        """`worker` was given `task` (its `free` is already one less)."""
+        ...
+
+
+# Tasks that fit exactly the same workers: their requirements, the worker they are pinned
+# to, the workers a retry avoids, the memory a retry after an exhaustion needs.
+Placement = tuple[Requirements, str, tuple[str, ...], float]
+
+
+def placement(task: TaskState) -> Placement:
+    return (task.spec.requirements, task.spec.pinned, task.avoid, task.min_memory_gb)
 
 
 def free_workers(view: View) -> list[WorkerSlots]:
@@ -56,37 +74,25 @@ def free_workers(view: View) -> list[WorkerSlots]:
     return result
 
 
-def in_order(
-    tasks: Sequence[TaskState], key: Callable[[TaskState], Any], free: int
-) -> Iterator[TaskState]:
-    """Tasks by `key`, cheaply: only the first few are sorted unless more are needed.
-
-    Each completion triggers a round, and a round rarely fills more than a few slots, so
-    sorting every queued task each time would make a big run quadratic.
-    """
-    head_size = 4 * free + 16
-    if len(tasks) <= head_size:
-        yield from sorted(tasks, key=key)
-        return
-    head = heapq.nsmallest(head_size, tasks, key=key)
-    yield from head
-    seen = {t.task_id for t in head}
-    yield from sorted((t for t in tasks if t.task_id not in seen), key=key)
-
-
-def capable(task: TaskState, workers: Sequence[WorkerSlots]) -> list[WorkerSlots]:
-    """Workers with a free slot that fit the task; those it should avoid only as a last resort.
-
-    A retry avoids the workers an earlier attempt failed on, and after a resource
-    exhaustion needs strictly more memory than the worker that ran out.
-    """
+def fitting(where: Placement, workers: Sequence[WorkerSlots]) -> tuple[list, list]:
+    """The workers with a free slot that fit `where`: (preferred, avoided).  A retry avoids
+    the workers an earlier attempt failed on, and after a resource exhaustion needs
+    strictly more memory than the worker that ran out."""
+    requirements, pinned, avoid, min_memory_gb = where
     fit = [
         w
         for w in workers
         if w.free > 0
-        and (not task.spec.pinned or w.worker_id == task.spec.pinned)
-        and satisfies(w.capabilities, task.spec.requirements)
-        and (not task.min_memory_gb or w.capabilities.memory_gb > task.min_memory_gb)
+        and (not pinned or w.worker_id == pinned)
+        and satisfies(w.capabilities, requirements)
+        and (not min_memory_gb or w.capabilities.memory_gb > min_memory_gb)
     ]
-    preferred = [w for w in fit if w.worker_id not in task.avoid]
-    return preferred or fit
+    if not avoid:
+        return fit, []
+    return [w for w in fit if w.worker_id not in avoid], [w for w in fit if w.worker_id in avoid]
+
+
+def capable(task: TaskState, workers: Sequence[WorkerSlots]) -> list[WorkerSlots]:
+    """Workers with a free slot that fit the task; those it should avoid only as a last resort."""
+    preferred, avoided = fitting(placement(task), workers)
+    return preferred or avoided
