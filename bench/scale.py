@@ -215,8 +215,8 @@ class Sampler:
             self._task.cancel()
 
 
-async def point(n: int, q: int, procs: int, strategy: str, tmp: Path) -> dict:
-    server = start_server(store_dir=tmp / "store", log_file=tmp / "nats.log")
+async def point(n: int, q: int, procs: int, strategy: str, tmp: Path, fsync: bool) -> dict:
+    server = start_server(store_dir=tmp / "store", log_file=tmp / "nats.log", durable=fsync)
     children: list[subprocess.Popen] = []
     coordinator = None
     try:
@@ -420,6 +420,12 @@ def main() -> None:
     parser.add_argument("--tasks", default="1000,10000,100000", help="comma-separated Q")
     parser.add_argument("--procs", type=int, default=2, help="simulator processes")
     parser.add_argument("--strategy", default="duration")
+    parser.add_argument(
+        "--fsync",
+        choices=["always", "lazy"],
+        default="always",
+        help="the server's sync_interval: always as `dtf server` (default), or nats' lazy default",
+    )
     parser.add_argument("--decisions-only", action="store_true", help="only the core's curve")
     parser.add_argument("--simulate", help=argparse.SUPPRESS)
     parser.add_argument("--server", help=argparse.SUPPRESS)
@@ -430,7 +436,10 @@ def main() -> None:
         return
     workers = [int(x) for x in args.workers.split(",")]
     tasks = [int(x) for x in args.tasks.split(",")]
-    print(f"{os.cpu_count()} CPUs; strategy {args.strategy}; {SLOTS} slots per worker")
+    print(
+        f"{os.cpu_count()} CPUs; strategy {args.strategy}; {SLOTS} slots per worker; "
+        f"server fsync {args.fsync}"
+    )
     if not args.decisions_only:
         print(
             f"{'workers':>7} {'tasks':>7} {'assign/s':>9} {'p50 s':>7} {'p99 s':>7} "
@@ -440,7 +449,8 @@ def main() -> None:
         for n in workers:
             for q in tasks:
                 with tempfile.TemporaryDirectory(prefix="dtf-scale-") as tmp:
-                    r = asyncio.run(point(n, q, args.procs, args.strategy, Path(tmp)))
+                    fsync = args.fsync == "always"
+                    r = asyncio.run(point(n, q, args.procs, args.strategy, Path(tmp), fsync))
                 print(
                     f"{r['workers']:>7} {r['tasks']:>7} {r['per_s']:>9.0f} {r['p50']:>7.2f} "
                     f"{r['p99']:>7.2f} {r['cpu']:>10.1f} {r['rss']:>8.1f} {r['consumers']:>9} "

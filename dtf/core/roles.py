@@ -117,6 +117,10 @@ def permissions(role: str, name: str) -> Permissions:
                 *_events("finished", scope="run.*"),
                 *_events("lost", "quarantined", scope="worker.*"),
                 f"$KV.{topology.LEADER_BUCKET}.{topology.LEADER_KEY}",
+                # Its snapshots: replacing one purges the chunks of the one before.
+                *_read_stream(_objects(topology.SNAPSHOTS_BUCKET)),
+                f"$O.{topology.SNAPSHOTS_BUCKET}.>",
+                f"$JS.API.STREAM.PURGE.{_objects(topology.SNAPSHOTS_BUCKET)}",
             ),
             (*_BASE_SUBSCRIBE, "dtf.api.plan"),
             responds=True,

@@ -370,7 +370,11 @@ class View:
         before = old.busy_workers if old is not None else frozenset()
         after = new.busy_workers
         for worker_id in before - after:
-            self.active.get(worker_id, set()).discard(task_id)
+            running = self.active.get(worker_id)
+            if running is not None:
+                running.discard(task_id)
+                if not running:  # no empty sets: a snapshot's rebuilt View has none either
+                    del self.active[worker_id]
         for worker_id in after - before:
             self.active.setdefault(worker_id, set()).add(task_id)
         if before - after and new.terminal and old is not None and old.spare_attempt:

@@ -195,11 +195,21 @@ class MemoryStore:
         self._beats: dict[str, tuple[bytes, float]] = {}  # worker id -> (value, put at)
         self._watches: list[MemoryHeartbeatWatch] = []
         self._leader: LeaderKey | None = None
+        self.snapshot: bytes | None = None
 
     async def close(self) -> None:
         """Stop every follower still delivering (a test's teardown)."""
         for follower in list(self._followers):
             await follower.stop()
+
+    async def last_seq(self) -> int:
+        return self._log[-1].seq if self._log else 0
+
+    async def load_snapshot(self) -> bytes | None:
+        return self.snapshot
+
+    async def save_snapshot(self, data: bytes) -> None:
+        self.snapshot = data
 
     # --- writing ------------------------------------------------------------------------
 

@@ -78,6 +78,18 @@ class EventLog(Protocol):
         `ConcurrencyConflict` unless the event's aggregate's last message has exactly it."""
         ...
 
+    async def last_seq(self) -> int:
+        """The stream's last sequence (0: empty)."""
+        ...
+
+    async def load_snapshot(self) -> bytes | None:
+        """The latest snapshot of the coordinators' state, as written (None: none yet)."""
+        ...
+
+    async def save_snapshot(self, data: bytes) -> None:
+        """Replace that snapshot, whole or not at all."""
+        ...
+
     async def follow(
         self,
         subjects: str | Sequence[str],

@@ -216,8 +216,8 @@ class EventStore:
     async def ensure_topology(self, within: float = 30.0, *, with_leases: bool = False) -> None:
         """Create the streams and buckets that do not exist yet (idempotent).
 
-        `with_leases` creates the lease and checkpoint buckets too, which otherwise the first
-        coordinator and worker create: on a server with authorization only admin may.
+        `with_leases` creates the lease, snapshot and checkpoint buckets too, which otherwise
+        the first coordinator and worker create: on a server with authorization only admin may.
 
         A cluster that just started may still be electing its JetStream leader and refuse;
         that is retried until `within` seconds have passed.
@@ -225,10 +225,12 @@ class EventStore:
         deadline = time.monotonic() + within
         while True:
             try:
-                await self._create_topology()
+                # Raising a limit of an existing stream takes an admin, or no authorization.
+                await self._create_topology(raise_limits=with_leases or self.signing is None)
                 if with_leases:
                     await leader_bucket(self.js, replicas=self.replicas)
                     await self.objects(topology.CHECKPOINTS_BUCKET).ensure()
+                    await self.snapshots().ensure()
                 return
             except (nats.errors.Error, TimeoutError) as exc:
                 refused = self.denials.last is not None or self.denials.sign_in_refused
@@ -236,7 +238,7 @@ class EventStore:
                     raise self.denials.explain(exc, "cannot set up JetStream streams") from None
                 await asyncio.sleep(0.5)
 
-    async def _create_topology(self) -> None:
+    async def _create_topology(self, *, raise_limits: bool) -> None:
         replicas = self.replicas
         for spec in topology.STREAMS:
             config = api.StreamConfig(
@@ -247,11 +249,18 @@ class EventStore:
                 max_bytes=spec.max_bytes,
                 duplicate_window=spec.duplicate_window_s,
                 num_replicas=replicas,
+                max_consumers=spec.max_consumers,
             )
             try:
-                await self.js.stream_info(spec.name)
+                info = await self.js.stream_info(spec.name)
             except nats.js.errors.NotFoundError:
                 await self.js.add_stream(config)
+                continue
+            # A stream made by an older dtf has the server's default limit of consumers.
+            # (-1 reads as no limit but means the server's default: it is raised too.)
+            if raise_limits and spec.max_consumers > (info.config.max_consumers or -1):
+                info.config.max_consumers = spec.max_consumers
+                await self.js.update_stream(info.config)
         await self._bucket(topology.HEARTBEATS, replicas)
         try:
             await self.js.object_store(topology.BUNDLES_BUCKET)
@@ -268,7 +277,11 @@ class EventStore:
             await self.js.key_value(spec.name)
         except nats.js.errors.BucketNotFoundError:
             await self.js.create_key_value(
-                bucket=spec.name, ttl=spec.ttl_s or None, history=spec.history, replicas=replicas
+                bucket=spec.name,
+                ttl=spec.ttl_s or None,
+                history=spec.history,
+                replicas=replicas,
+                storage=api.StorageType.MEMORY if spec.in_memory else api.StorageType.FILE,
             )
 
     # --- writing ------------------------------------------------------------------------
@@ -629,6 +642,18 @@ class EventStore:
 
     def bundles(self) -> ObjectBucket:
         return self.objects(topology.BUNDLES_BUCKET)
+
+    def snapshots(self) -> ObjectBucket:
+        return self.objects(topology.SNAPSHOTS_BUCKET, ttl_s=0)
+
+    async def load_snapshot(self) -> bytes | None:
+        """The coordinators' latest snapshot (None: none yet); StoreError when unreadable."""
+        return await self.snapshots().get(topology.SNAPSHOT_KEY)
+
+    async def save_snapshot(self, data: bytes) -> None:
+        """Replace the snapshot.  The object store publishes the chunks first and the entry
+        naming them last, so a writer killed halfway leaves the previous snapshot in place."""
+        await self.snapshots().put(topology.SNAPSHOT_KEY, data)
 
 
 class HeartbeatWatch:
