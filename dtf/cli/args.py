@@ -10,6 +10,7 @@ from typing import Any
 
 from dtf import __version__
 from dtf.cli import analysis_args
+from dtf.core import snapshot
 from dtf.core.scheduling import DEFAULT_STRATEGY, STRATEGIES
 from events import topology
 
@@ -134,6 +135,28 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
+def _count(text: str) -> int:
+    """A whole number, zero or more (argparse's `type`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds above zero (argparse's `type`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
+
+
 def _add_coordinator(sub: Any) -> None:
     coord = sub.add_parser("coordinator", help="run a coordinator (schedules tasks)")
     server_arg(coord)
@@ -141,15 +164,24 @@ def _add_coordinator(sub: Any) -> None:
     coord.add_argument("--id", help="coordinator id (default: random)")
     coord.add_argument(
         "--straggler-after",
-        type=float,
+        type=_seconds,
         default=10.0,
         metavar="S",
         help="with the queue empty and a worker idle, give a task running over 4x its "
         "expected time and over S seconds a second attempt (default 10)",
     )
     coord.add_argument(
+        "--snapshot-every",
+        type=_count,
+        default=snapshot.EVERY,
+        metavar="N",
+        help="while leading, snapshot the folded state after N new events (at most once a "
+        f"minute), so that a start replays only what came after (default {snapshot.EVERY:,}; "
+        "0: never)",
+    )
+    coord.add_argument(
         "--lost-after",
-        type=float,
+        type=_seconds,
         default=topology.HEARTBEAT_TTL_S,
         metavar="S",
         help="declare a worker lost after S seconds without "

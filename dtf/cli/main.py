@@ -62,6 +62,7 @@ async def _coordinator(args: argparse.Namespace) -> int:
             coordinator_id=args.id,
             lost_after=args.lost_after,
             straggler_after=args.straggler_after,
+            snapshot_every=args.snapshot_every,
         )
         await _serve(coord.run)
     finally:

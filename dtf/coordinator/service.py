@@ -1,11 +1,14 @@
 """The coordinator: folds the event stream into a View and writes what the core decides.
 
-On start it replays the whole stream, then follows it live, so a follower's state is hot
-when it takes over.  Only the holder of the lease (`dtf.nats.lease`) decides.  What it decides is
-the core's (`dtf.core.decisions`: assignments through a scheduling strategy, retries with
-backoff, quarantines and health checks, cancellations, speculative attempts for stragglers,
-finished runs, lost workers and backstop timeouts); this shell keeps the heartbeat clocks,
-wakes the rules when something changed, and appends what they return.
+On start it loads the newest snapshot of the folded state (`dtf.core.snapshot`, written by
+the leader as the stream grows) and replays only the stream after it, or the whole stream
+when there is no trustworthy snapshot; then it follows the stream live, so a follower's
+state is hot when it takes over.  Only the holder of the lease (`dtf.nats.lease`) decides.
+What it decides is the core's (`dtf.core.decisions`: assignments through a scheduling
+strategy, retries with backoff, quarantines and health checks, cancellations, speculative
+attempts for stragglers, finished runs, lost workers and backstop timeouts); this shell keeps
+the heartbeat clocks, wakes the rules when something changed, appends what they return, and
+snapshots the View.
 
 Every write to a task or run is guarded by that aggregate's last sequence, so two
 coordinators that both believe they lead cannot assign a task twice: the stale write is
@@ -15,6 +18,7 @@ rejected and the loser records nothing.  Every event it writes carries its lease
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -23,13 +27,13 @@ from collections.abc import Callable
 
 import msgspec
 
-from dtf.core import decisions
+from dtf.core import decisions, snapshot
 from dtf.core.decisions import STRAGGLER_AFTER_S
 from dtf.core.scheduling import Strategy
 from dtf.core.state import View
 from dtf.errors import ConcurrencyConflict, StoreError
 from dtf.nats.lease import DEFAULT_TTL_S
-from dtf.nats.protocol import EventLog, Lease
+from dtf.nats.protocol import EventLog, Follower, Lease
 from events import topology
 from events.api import PLAN_SUBJECT, PlanReply, PlanRequest
 from events.catalogue import (
@@ -66,6 +70,8 @@ class Coordinator:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        snapshot_every: int = snapshot.EVERY,
+        snapshot_interval: float = snapshot.INTERVAL_S,
     ) -> None:
         self.store = store
         self.strategy = strategy
@@ -84,6 +90,11 @@ class Coordinator:
         self._ready = asyncio.Event()
         self._delayed: set[str] = set()  # queued tasks waiting out a retry backoff
         self._rules = decisions.round_rules(strategy, straggler_after)
+        self.snapshot_every = snapshot_every  # 0: never write one
+        self.snapshot_interval = snapshot_interval
+        self.snapshot_seq = 0  # the sequence the newest snapshot known here is whole through
+        self._snapshot_at = -float("inf")
+        self._follower: Follower | None = None
 
     @property
     def term(self) -> int:
@@ -123,10 +134,13 @@ class Coordinator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Replay, then compete for the lease and decide while leading, until `stop`."""
-        follower = await self.store.follow(f"{ROOT}.>", self.on_record)
+        start = await self._restore()
+        follower = await self.store.follow(f"{ROOT}.>", self.on_record, from_seq=start)
+        self._follower = follower
         await follower.caught_up.wait()
         log.info(
-            "replayed to seq %d; %d tasks, %d workers known, %d unreadable messages",
+            "replayed seq %d to %d; %d tasks, %d workers known, %d unreadable messages",
+            start,
             self.view.last_seq,
             len(self.view.tasks),
             len(self.view.workers),
@@ -144,9 +158,80 @@ class Coordinator:
                 group.create_task(self._relay_lease_changes(stop))
                 group.create_task(self._decide_loop(stop))
                 group.create_task(self._heartbeat_loop(stop))
+                group.create_task(self._snapshot_loop(stop))
         finally:
             await api_sub.stop()
             await follower.stop()
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    async def _restore(self) -> int:
+        """Take the newest snapshot's View if it can be trusted; the sequence to follow from.
+
+        One that does not decode, names another schema, or claims more of the stream than
+        the stream holds (a stream made anew) is ignored: the whole stream is replayed.
+        """
+        try:
+            data = await self.store.load_snapshot()
+            last = await self.store.last_seq() if data is not None else 0
+        except StoreError as exc:
+            log.warning("no snapshot read (%s); replaying the whole stream", exc)
+            return 1
+        if data is None:
+            return 1
+        thawed = snapshot.thaw(data)
+        if thawed is None:
+            log.warning("ignoring a snapshot that is torn or of another schema; replaying all")
+            return 1
+        view, through = thawed
+        if through > last:
+            log.warning(
+                "ignoring a snapshot through seq %d of a stream that ends at %d; replaying all",
+                through,
+                last,
+            )
+            return 1
+        self.view = view
+        self.snapshot_seq = through
+        log.info("starting from the snapshot through seq %d (%d tasks)", through, len(view.tasks))
+        return through + 1
+
+    async def _snapshot_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if self._leading() and not stop.is_set():
+                await self.snapshot_if_due()
+
+    async def snapshot_if_due(self) -> bool:
+        """Write a snapshot when enough of the stream came since the last; True if written.
+
+        Frozen on the event loop, between two folds: the View is whole there.  Tagged with
+        what the follower delivered, not with the View's own last write, which may be ahead.
+        """
+        if self._follower is None or not self.snapshot_every:
+            return False
+        through = self._follower.last_seq
+        due = through - self.snapshot_seq >= self.snapshot_every
+        if not due or self.monotonic() - self._snapshot_at < self.snapshot_interval:
+            return False
+        self._snapshot_at = self.monotonic()
+        started = time.perf_counter()
+        data = snapshot.freeze(self.view, through)
+        try:
+            await self.store.save_snapshot(data)
+        except StoreError as exc:
+            log.warning("snapshot not written: %s", exc)
+            return False
+        self.snapshot_seq = through
+        log.info(
+            "snapshot through seq %d: %d tasks, %.1f MB, %.2f s",
+            through,
+            len(self.view.tasks),
+            len(data) / 1e6,
+            time.perf_counter() - started,
+        )
+        return True
 
     async def _relay_lease_changes(self, stop: asyncio.Event) -> None:
         assert self.lease is not None
@@ -173,12 +258,18 @@ class Coordinator:
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         """Track heartbeats from the KV bucket; declare silent workers and stuck tasks lost."""
         watcher = await self.store.watch_heartbeats()
+        period = self.lost_after / 4
+        checked = -float("inf")
         try:
             while not stop.is_set():
-                worker_id = await watcher.next(timeout=self.lost_after / 4)
+                worker_id = await watcher.next(timeout=period)
+                now = self.monotonic()
                 if worker_id is not None:
-                    self._beat(worker_id, self.monotonic())
-                if self._leading():
+                    self._beat(worker_id, now)
+                # Every quarter of the TTL, not at every heartbeat: each check looks at every
+                # worker, and 1,000 workers beat 2,000 times a second (bench/scale.py).
+                if self._leading() and now - checked >= period:
+                    checked = now
                     await self._declare_lost()
                     await self._backstop_timeouts()
                     if any(self.view.active.values()):

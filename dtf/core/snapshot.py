@@ -23,6 +23,10 @@ from dtf.core.state import REJECTIONS_KEPT, RunState, TaskState, View, WorkerSta
 from events.records import Rejected
 
 SCHEMA = 1
+# The leader snapshots its View after this many messages since the last snapshot, at most
+# once an INTERVAL_S: a coordinator's start then replays about this many at most.
+EVERY = 20_000
+INTERVAL_S = 60.0
 _MAGIC = b"dtf-view"
 
 

@@ -35,6 +35,11 @@ class Follower(Subscription, Protocol):
     @property
     def caught_up(self) -> asyncio.Event: ...
 
+    @property
+    def last_seq(self) -> int:
+        """The sequence of the last message handed to the handler."""
+        ...
+
 
 class Lease(Protocol):
     """One contender's claim on the coordinators' lease (`dtf.nats.lease.Lease`)."""

@@ -20,7 +20,9 @@ import msgspec
 import pytest
 
 from dtf.coordinator.service import Coordinator
+from dtf.core import snapshot
 from dtf.core.scheduling import strategy
+from dtf.core.state import View
 from dtf.nats.memory import MemoryStore
 from events.api import PLAN_SUBJECT, Heartbeat, PlanReply, PlanRequest
 from events.catalogue import (
@@ -45,6 +47,7 @@ from events.records import Recorded, Stored
 from events.subjects import assignments_for
 from tests.support.clock import ManualClock
 from tests.support.polling import eventually_async
+from tests.support.views import view_state
 
 CAPS = Capabilities(platform="linux", hostname="cpu-box", cpus=4, memory_gb=16)
 GPU_CAPS = Capabilities(
@@ -113,7 +116,7 @@ class Fleet:
         found = await eventually_async(lambda: self.events(cls, **fields), timeout=WAIT_S)
         return found[0]
 
-    async def coordinator(self, coordinator_id: str) -> Coordinator:
+    async def coordinator(self, coordinator_id: str, **options: Any) -> Coordinator:
         """A coordinator running on the store, on the test's clock, until teardown."""
         c = Coordinator(
             self.store,
@@ -124,6 +127,7 @@ class Fleet:
             clock=self.clock,
             monotonic=self.clock,
             rng=FixedDraws(),
+            **options,
         )
         self._tasks.append(asyncio.create_task(c.run(self.stop)))
         await eventually_async(lambda: c.lease is not None, timeout=WAIT_S)  # replayed
@@ -329,3 +333,39 @@ async def test_a_second_coordinator_without_the_lease_follows_and_writes_nothing
     await eventually_async(lambda: follower.view.runs["r"].finished is not None, timeout=WAIT_S)
     assert {e.actor for e in fleet.by_coordinators()} == {"coord-1"}
     assert follower.term == 0 and follower.lease is not None and not follower.lease.leading
+
+
+async def test_a_coordinator_starts_from_the_snapshot_and_folds_only_the_tail(
+    fleet: Fleet,
+) -> None:
+    """The leader snapshots its View; a coordinator started later loads it, folds the rest,
+    and holds exactly what a fold of the whole stream holds."""
+    first = await fleet.coordinator("coord-1", snapshot_every=5, snapshot_interval=0)
+    await fleet.worker("cpu")
+    await fleet.submit("r", *[Requirements()] * 4)
+    await fleet.until(RunFinished, run_id="r")
+    await eventually_async(lambda: first.snapshot_seq > 0, timeout=WAIT_S)
+    await fleet.submit("s", Requirements())  # after the snapshot: the tail
+    await fleet.until(RunFinished, run_id="s")
+
+    second = await fleet.coordinator("coord-2", snapshot_every=0)
+    thawed = snapshot.thaw(fleet.store.snapshot or b"")
+    assert thawed is not None and second.snapshot_seq == thawed[1] > 0
+    whole = View()
+    for rec in fleet.seen:
+        whole.fold(rec)
+    await eventually_async(lambda: second.view.last_seq == whole.last_seq, timeout=WAIT_S)
+    assert view_state(second.view) == view_state(whole)
+
+
+@pytest.mark.parametrize("kind", ["torn", "ahead of the stream"])
+async def test_a_snapshot_that_cannot_be_trusted_is_ignored(fleet: Fleet, kind: str) -> None:
+    await fleet.worker("cpu")
+    ahead = View()
+    ahead.last_seq = 10**6
+    fleet.store.snapshot = b"dtf-view\x78garbage" if kind == "torn" else snapshot.freeze(ahead)
+    c = await fleet.coordinator("coord-1", snapshot_every=0)
+    assert c.snapshot_seq == 0  # replayed from the start instead
+    [task] = await fleet.submit("r", Requirements())
+    await fleet.until(TaskCompleted, task_id=task)
+    assert "cpu" in c.view.workers

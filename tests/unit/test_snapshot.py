@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import fields
 
 import msgspec
 import pytest
@@ -16,8 +15,7 @@ from dtf.core.state import View
 from events.codec import decode
 from tests.support.fleet_log import fleet_events
 from tests.support.paths import EVENTS_FIXTURE
-
-DERIVED_ONLY = {"queue_indexes"}  # an index a strategy asks for is not state
+from tests.support.views import view_state as state
 
 
 def recorded() -> list[tuple[int, object]]:
@@ -27,12 +25,6 @@ def recorded() -> list[tuple[int, object]]:
 
 def fleet() -> list[tuple[int, object]]:
     return list(enumerate(fleet_events(1_000_000.0), start=1))
-
-
-def state(view: View) -> dict:
-    kept = {f.name: getattr(view, f.name) for f in fields(view) if f.name not in DERIVED_ONLY}
-    kept["rejections"] = list(view.rejections)
-    return kept
 
 
 @pytest.mark.parametrize("log", [recorded, fleet], ids=["recorded-session", "fleet"])
