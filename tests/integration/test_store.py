@@ -137,3 +137,36 @@ def test_position_reads_both_reply_forms() -> None:
     v2 = SimpleNamespace(reply="$JS.ACK.hub.acchash.DTF_EVENTS.c1.1.42.7.1700000000000000000.0.x")
     assert position(v1) == (42, 5)  # type: ignore[arg-type]
     assert position(v2) == (42, 0)  # type: ignore[arg-type]
+
+
+async def test_the_event_stream_takes_more_consumers_than_the_servers_default(
+    nats_server, store: EventStore
+) -> None:
+    """nats-server 2.15 limits a stream to 1,000 consumers unless it sets a limit: a fleet of
+    1,000 workers, one durable consumer each, must not stop there.  A stream made without
+    the limit (by an older dtf) is raised when a client connects."""
+    from nats.js import api
+
+    from events import topology
+
+    for i in range(1_001):
+        await store.js.add_consumer(
+            topology.EVENTS_STREAM,
+            api.ConsumerConfig(
+                durable_name=f"w{i}",
+                filter_subject=f"dtf.evt.task.*.*.assigned.w{i}",
+                ack_policy=api.AckPolicy.EXPLICIT,
+            ),
+        )
+    info = await store.js.stream_info(topology.EVENTS_STREAM)
+    assert info.state.consumer_count == 1_001
+
+    config = info.config
+    config.max_consumers = 1_000  # as the server's default reads back
+    await store.js.update_stream(config)
+    again = await EventStore.connect(nats_server.url, name="later")
+    try:
+        info = await again.js.stream_info(topology.EVENTS_STREAM)
+        assert info.config.max_consumers == topology.MAX_EVENT_CONSUMERS
+    finally:
+        await again.close()
