@@ -82,7 +82,7 @@ class Coordinator:
         self.clock = clock  # event times and retry backoffs (epoch seconds)
         self.monotonic = monotonic  # heartbeat silences: immune to the wall clock's jumps
         self.rng = rng or random.Random()
-        self.view = View()
+        self.view = View(forget_finished=True)
         self.lease: Lease | None = None
         self.last_beat: dict[str, float] = {}  # worker id -> monotonic time of last heartbeat
         self.last_any_beat = self.monotonic()  # the last heartbeat of any worker
@@ -191,6 +191,7 @@ class Coordinator:
                 last,
             )
             return 1
+        view.forget_finished = True
         self.view = view
         self.snapshot_seq = through
         log.info("starting from the snapshot through seq %d (%d tasks)", through, len(view.tasks))

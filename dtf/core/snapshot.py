@@ -45,6 +45,7 @@ class Frozen(msgspec.Struct, frozen=True):
     ignored: int
     rejected: int
     rejections: list[Rejected]
+    forget_finished: bool = False
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -73,6 +74,7 @@ def freeze(view: View, through: int | None = None) -> bytes:
         ignored=view.ignored,
         rejected=view.rejected,
         rejections=list(view.rejections),
+        forget_finished=view.forget_finished,
     )
     return _MAGIC + zlib.compress(_encoder.encode(frozen), 1)
 
@@ -101,13 +103,17 @@ def thaw(data: bytes) -> tuple[View, int] | None:
         ignored=frozen.ignored,
         rejected=frozen.rejected,
         rejections=deque(frozen.rejections, maxlen=REJECTIONS_KEPT),
+        forget_finished=frozen.forget_finished,
     )
     for task_id, task in view.tasks.items():  # in the order the tasks were first seen
         run_id = task.spec.run_id
-        view.run_tasks.setdefault(run_id, []).append(task_id)
+        run = view.runs.get(run_id)
+        forgotten = view.forget_finished and run is not None and run.finished is not None
+        if not forgotten:  # (a kept health check of a forgotten run is listed nowhere)
+            view.run_tasks.setdefault(run_id, []).append(task_id)
         for worker_id in task.busy_workers:
             view.active.setdefault(worker_id, set()).add(task_id)
-        if task.terminal:
+        if task.terminal and not forgotten:
             view.terminal_count[run_id] = view.terminal_count.get(run_id, 0) + 1
         elif task.status == "queued":
             view.queued_ids[task_id] = None

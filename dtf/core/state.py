@@ -286,6 +286,10 @@ class View:
     rejections: deque[Rejected] = field(default_factory=lambda: deque(maxlen=REJECTIONS_KEPT))
     # Indexes of the queue kept for a scheduling strategy, by its name (made on first use).
     queue_indexes: dict[str, QueueWatcher] = field(default_factory=dict)
+    # The coordinator's View forgets a run's tasks once it finished (`_forget`): it needs
+    # none of them after, and a year of them made its memory and its snapshots grow without
+    # end.  Readers that show finished runs (`dtf status`, the dashboard) keep everything.
+    forget_finished: bool = False
 
     def fold(self, rec: Stored) -> bool:
         """Fold one stored message in, readable or not; True when it changed some state."""
@@ -343,7 +347,23 @@ class View:
             new_worker = evolve_worker(self.workers.get(worker_id), event)
             return self._store(self.workers, worker_id, new_worker)
         run_id = event.run_id
-        return self._store(self.runs, run_id, evolve_run(self.runs.get(run_id), event))
+        changed = self._store(self.runs, run_id, evolve_run(self.runs.get(run_id), event))
+        if changed and self.forget_finished and isinstance(event, RunFinished):
+            self._forget(run_id)
+        return changed
+
+    def _forget(self, run_id: str) -> None:
+        """Drop a finished run's tasks (health checks excepted: the next check of their
+        worker depends on them) and its task list; its RunState and every aggregate's
+        sequence stay.  A later event of a forgotten task changes nothing, as it would not
+        have changed the ended task either."""
+        for task_id in self.run_tasks.pop(run_id, ()):
+            if self.tasks[task_id].spec.kind != "health":
+                del self.tasks[task_id]
+        self.terminal_count.pop(run_id, None)
+        run = self.runs[run_id]
+        slim = replace(run.submitted, task_ids=(), precollected=())
+        self.runs[run_id] = replace(run, submitted=slim)
 
     def _store(self, table: dict, key: str, new: object) -> bool:
         if new is None or new is table.get(key):

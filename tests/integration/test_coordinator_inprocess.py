@@ -351,7 +351,7 @@ async def test_a_coordinator_starts_from_the_snapshot_and_folds_only_the_tail(
     second = await fleet.coordinator("coord-2", snapshot_every=0)
     thawed = snapshot.thaw(fleet.store.snapshot or b"")
     assert thawed is not None and second.snapshot_seq == thawed[1] > 0
-    whole = View()
+    whole = View(forget_finished=True)  # as a coordinator folds
     for rec in fleet.seen:
         whole.fold(rec)
     await eventually_async(lambda: second.view.last_seq == whole.last_seq, timeout=WAIT_S)

@@ -27,14 +27,18 @@ def fleet() -> list[tuple[int, object]]:
     return list(enumerate(fleet_events(1_000_000.0), start=1))
 
 
+@pytest.mark.parametrize("forget", [False, True], ids=["keeping", "forgetting finished runs"])
 @pytest.mark.parametrize("log", [recorded, fleet], ids=["recorded-session", "fleet"])
-def test_snapshot_plus_tail_equals_the_whole_fold(log):
+def test_snapshot_plus_tail_equals_the_whole_fold(log, forget):
     events = log()
-    whole = View()
+    whole = View(forget_finished=forget)
     for seq, event in events:
         whole.apply(event, seq)
+    if forget:  # the finished run's tasks are gone, the rest are there
+        assert not any(t.spec.run_id == "run-one" for t in whole.tasks.values())
+        assert whole.tasks or log is recorded
     for cut in range(len(events) + 1):
-        head = View()
+        head = View(forget_finished=forget)
         for seq, event in events[:cut]:
             head.apply(event, seq)
         thawed = snapshot.thaw(snapshot.freeze(head))
