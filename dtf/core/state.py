@@ -356,7 +356,8 @@ class View:
         """Drop a finished run's tasks (health checks excepted: the next check of their
         worker depends on them) and its task list; its RunState and every aggregate's
         sequence stay.  A later event of a forgotten task changes nothing, as it would not
-        have changed the ended task either."""
+        have changed the ended task either; only a TaskQueued reusing its id would queue it
+        anew (a submitter's run ids are its own, and a resent one is deduplicated)."""
         for task_id in self.run_tasks.pop(run_id, ()):
             if self.tasks[task_id].spec.kind != "health":
                 del self.tasks[task_id]
