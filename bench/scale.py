@@ -434,8 +434,11 @@ def main() -> None:
         first, count = map(int, args.simulate.split(":"))
         asyncio.run(simulate(args.server, first, count))
         return
-    workers = [int(x) for x in args.workers.split(",")]
-    tasks = [int(x) for x in args.tasks.split(",")]
+    try:
+        workers = [int(x) for x in args.workers.split(",")]
+        tasks = [int(x) for x in args.tasks.split(",")]
+    except ValueError:
+        parser.error("--workers and --tasks take comma-separated whole numbers")
     print(
         f"{os.cpu_count()} CPUs; strategy {args.strategy}; {SLOTS} slots per worker; "
         f"server fsync {args.fsync}"

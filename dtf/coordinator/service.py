@@ -273,7 +273,7 @@ class Coordinator:
                     checked = now
                     await self._declare_lost()
                     await self._backstop_timeouts()
-                    if any(self.view.active.values()):
+                    if self.view.active:  # (it holds no empty sets)
                         self._wake.set()  # stragglers are found by time, not by an event
         finally:
             await watcher.stop()

@@ -124,6 +124,7 @@ class EventStore:
         self.servers = list(servers)
         self.signing: Signing | None = None  # set when signed in with a key: signs appends
         self.verifier = Verifier(self.js)
+        self._snapshots: ObjectBucket | None = None
 
     @classmethod
     async def connect(
@@ -644,7 +645,9 @@ class EventStore:
         return self.objects(topology.BUNDLES_BUCKET)
 
     def snapshots(self) -> ObjectBucket:
-        return self.objects(topology.SNAPSHOTS_BUCKET, ttl_s=0)
+        if self._snapshots is None:  # kept: the bucket is looked up once, not per snapshot
+            self._snapshots = self.objects(topology.SNAPSHOTS_BUCKET, ttl_s=0)
+        return self._snapshots
 
     async def load_snapshot(self) -> bytes | None:
         """The coordinators' latest snapshot (None: none yet); StoreError when unreadable."""

@@ -40,7 +40,8 @@ class _Pool:
 
     def __init__(self, strategy: Strategy, workers: Iterable[WorkerSlots]) -> None:
         self.rank = strategy.rank
-        self.heap = [(self.rank(w), i, w) for i, w in enumerate(workers)]
+        self._tiebreak = itertools.count()  # WorkerSlots do not compare
+        self.heap = [(self.rank(w), next(self._tiebreak), w) for w in workers]
         heapq.heapify(self.heap)
 
     def take(self) -> WorkerSlots | None:
@@ -53,13 +54,12 @@ class _Pool:
             if current != rank:
                 heapq.heappush(self.heap, (current, i, worker))
                 continue
-            self._last = i
             return worker
         return None
 
     def give_back(self, worker: WorkerSlots) -> None:
         if worker.free > 0:
-            heapq.heappush(self.heap, (self.rank(worker), self._last, worker))
+            heapq.heappush(self.heap, (self.rank(worker), next(self._tiebreak), worker))
 
 
 def place(
@@ -131,9 +131,6 @@ class QueueIndex:
         """`task` entered the queue (first queued, or queued again for a retry)."""
         entry = (self.order(task), next(self._arrival), task.task_id)
         heapq.heappush(self.heaps.setdefault(placement(task), []), entry)
-
-    def __len__(self) -> int:
-        return sum(len(h) for h in self.heaps.values())
 
     def place(
         self, strategy: Strategy, view: View, now: float, workers: Sequence[WorkerSlots]
