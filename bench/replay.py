@@ -42,6 +42,7 @@ from events.catalogue import (
     AnyEvent,
     Capabilities,
     CaseResult,
+    Category,
     Gpu,
     Metric,
     Requirements,
@@ -172,7 +173,7 @@ def synthetic_events(count: int, seed: int = 7) -> Iterator[AnyEvent]:
             roll = rng.random()
             if roll < 0.01:
                 # A lost worker or a broken environment: the first is retried elsewhere.
-                category = rng.choice(("infrastructure", "environment"))
+                category: Category = rng.choice(("infrastructure", "environment"))
                 msg = rng.choice(FAILURE_MESSAGES).format(
                     a=rng.randint(0, 99), b=rng.randint(0, 99)
                 )
@@ -368,13 +369,15 @@ def rebuild_child(url: str, db: Path) -> None:
     stats = asyncio.run(replay([url], db, rebuild=True, on_progress=progress))
     print(file=sys.stderr)
     # ru_maxrss is in KiB on Linux; the only child is the stream reader, waited for by now.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    reader_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {**dataclasses.asdict(stats), "peak_rss_mb": peak, "reader_peak_rss_mb": reader_peak}
-        )
-    )
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reader = resource.getrusage(resource.RUSAGE_CHILDREN)
+    usage = {
+        "peak_rss_mb": own.ru_maxrss / 1024,
+        "reader_peak_rss_mb": reader.ru_maxrss / 1024,
+        "cpu_s": own.ru_utime + own.ru_stime,
+        "reader_cpu_s": reader.ru_utime + reader.ru_stime,
+    }
+    print(json.dumps({**dataclasses.asdict(stats), **usage}))
 
 
 async def main_async(count: int, keep: Path | None) -> None:
@@ -422,6 +425,11 @@ async def main_async(count: int, keep: Path | None) -> None:
     print(
         f"peak RSS          {stats['peak_rss_mb']:,.0f} MiB the projector,"
         f" {stats['reader_peak_rss_mb']:,.0f} MiB its stream reader process"
+    )
+    print(
+        f"CPU               {stats['cpu_s']:.1f} s the projector, {stats['reader_cpu_s']:.1f} s"
+        f" its reader ({stats['cpu_s'] / events * 1e6:.1f} and"
+        f" {stats['reader_cpu_s'] / events * 1e6:.1f} us an event)"
     )
     print(f"duckdb file       {db.stat().st_size / 2**20:,.0f} MiB at {db}")
     print(f"machine           {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")

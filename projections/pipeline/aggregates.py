@@ -47,6 +47,7 @@ from events.records import Signer
 from events.subjects import run_of
 from projections.pipeline.entries import RunEntry, TaskEntry, WorkerEntry
 from projections.pipeline.folded import Batch, Folded
+from projections.pipeline.writes import Writes
 
 IN_PROGRESS = ("assigned", "running")
 # (stream sequence, subject, event, verified signer or None) as the projector hands them in.
@@ -72,12 +73,10 @@ def _advance(entry: TaskEntry, event: AnyEvent, state: TaskState) -> TaskEntry:
 
 
 class Aggregates:
-    """Owns the in-memory aggregates: live tasks, all workers, all runs; and the count of
-    events that changed nothing."""
+    """Owns the in-memory aggregates: live tasks, all workers, all runs."""
 
     def __init__(self) -> None:
         self._encoder = msgspec.json.Encoder()
-        self.ignored = 0  # events committed that changed nothing
         self.refused: list[tuple[int, str, str]] = []  # of the last fold
         self._reset()
 
@@ -89,7 +88,7 @@ class Aggregates:
         self.workers: dict[str, WorkerEntry] = {}
         self.runs: dict[str, RunEntry] = {}
         self._stored: set[str] = set()  # live tasks present in projector_tasks
-        self._ignored = 0  # in the batch being applied
+        self._ignored = 0  # in the batch being folded
 
     # --- folding ------------------------------------------------------------------------
 
@@ -187,30 +186,34 @@ class Aggregates:
 
     # --- persistence --------------------------------------------------------------------
 
-    def write(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+    def write(self, batch: Batch, writes: Writes) -> None:
         """Store the live tasks the batch touched in projector_tasks; forget finished ones."""
         touched = {f.task.task_id: f.task for f in batch.accepted("task") if f.task is not None}
         live = [(t, e) for t, e in touched.items() if not e.state.terminal]
         gone = [t for t, e in touched.items() if e.state.terminal and t in self._stored]
         if gone:
-            con.execute("DELETE FROM projector_tasks WHERE task_id IN (SELECT unnest($1))", [gone])
+            writes.execute(
+                "DELETE FROM projector_tasks WHERE task_id IN (SELECT unnest($1))", [gone]
+            )
         if live:
             ids = [t for t, _ in live]
             entries = [self._encoder.encode(e).decode() for _, e in live]
-            con.execute(
+            writes.execute(
                 "INSERT OR REPLACE INTO projector_tasks SELECT unnest($1), unnest($2)",
                 [ids, entries],
             )
 
-    def settle(self) -> None:
-        """After the batch is committed: drop terminal tasks from memory."""
+    def settle(self) -> int:
+        """Once the batch's writes are staged: drop terminal tasks from memory, and return
+        the number of the batch's events that changed nothing.  (If the writes then fail,
+        the projector reloads everything from the tables, `load`.)"""
         for task_id in [t for t, e in self.tasks.items() if e.state.terminal]:
             del self.tasks[task_id]
             self._stored.discard(task_id)
             self.settled.add(task_id)
         self._stored.update(self.tasks)
-        self.ignored += self._ignored
-        self._ignored = 0
+        ignored, self._ignored = self._ignored, 0
+        return ignored
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Replace the in-memory state: live tasks from projector_tasks here; terminal task

@@ -24,8 +24,10 @@ from projections.pipeline.stream_reader import HEADER, Delivered, Frame
 
 __all__ = ["Delivered", "ProcessReader", "open_reader"]
 
-# Deliveries buffered before the reader stops taking frames in (two batches).
-HIGH_WATER = 100_000
+# Deliveries buffered before the reader stops taking frames in: one batch ready when the
+# projector finishes the one it applies (at ~800 bytes each in memory, more would cost RSS
+# and no speed: the child holds the rest, and taking frames in is fast).
+HIGH_WATER = 25_000
 FRAME_BYTES = 4 << 20
 
 

@@ -1,9 +1,10 @@
 """The projector: applies the event stream to the DuckDB read models, batch by batch.
 
 `Projector` owns one DuckDB file.  Each batch is decoded, folded
-(`projections.pipeline.aggregates`), written by every registered projection, and committed in
-ONE transaction together with the last applied stream sequence (`projector_state`), so a crash
-mid-batch neither loses nor doubles anything and a restart resumes from last_seq + 1.  An event
+(`projections.pipeline.aggregates`) and turned into rows by every registered projection
+(`prepare`), then written and committed in ONE transaction together with the last applied
+stream sequence (`projector_state`, `write`), so a crash mid-batch neither loses nor doubles
+anything and a restart resumes from last_seq + 1.  An event
 that does not decode, whose signature the stream reader refused, whose signer may not have
 written it (`dtf.core.authority`), or whose rows a projection cannot write, is recorded in
 `rejected_events` with the reason (the failing batch is split until the culprit is alone)
@@ -38,14 +39,17 @@ from projections.pipeline.aggregates import Aggregates, Record
 from projections.pipeline.db_errors import translate
 from projections.pipeline.delivery import Delivered, ProcessReader, open_reader
 from projections.pipeline.registry import Projection, Restoring, registry
+from projections.pipeline.writes import Writes
 
 STATE_NAME = "projector"
-# Events per transaction while catching up: each transaction costs ~0.14 s beyond its rows
-# (a dozen statements and the commit), 3 us an event at this size and 14 at 10,000.
-MAX_BATCH = 50_000
+# Events per transaction while catching up.  A batch in flight holds ~2.5 KB an event (the
+# deliveries, the decoded events, the rows staged), so its size is most of the projector's
+# RSS; at 1M events 25,000 costs the same per event as 50,000 (15.6 us offline, both).
+MAX_BATCH = 25_000
 MIN_BATCH = 5_000  # a live batch is written at this size ...
 FLUSH_INTERVAL_S = 0.1  # ... or this long after its first event
 REASON_CHARS = 500
+REBUILD_CHECKPOINT = "64MB"  # WAL size at which a rebuild checkpoints (see Projector.open)
 
 # Failures of the machine rather than of an event: retrying event by event cannot help.
 ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -93,6 +97,7 @@ class Projector:
         self.last_seq = 0
         self.applied = 0
         self.rejected = 0
+        self.ignored = 0
         self._con: duckdb.DuckDBPyConnection | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -105,10 +110,11 @@ class Projector:
             if self.rebuilding:
                 # DuckDB checkpoints whenever the WAL passes 16 MB, and each checkpoint rewrites
                 # the whole primary-key indexes: over a rebuild that grows quadratically (a
-                # commit cost 3.8 us an event at 300k events, 6.2 at 1M).  A file being
-                # rebuilt is thrown away if anything fails, so it is checkpointed once, at
-                # the end (replay() does).
-                con.execute("SET checkpoint_threshold = '1GB'")
+                # commit cost 3.8 us an event at 300k events, 6.2 at 1M).  Until a checkpoint
+                # the rows committed stay in memory too, as much as the WAL holds: at 64 MB a
+                # rebuild of 1M events peaks at ~105 MiB of DuckDB memory (~300 MiB at 1 GB)
+                # and commits cost the same as with one checkpoint at the end (1.5 us an event).
+                con.execute(f"SET checkpoint_threshold = '{REBUILD_CHECKPOINT}'")
             for table in schema.tables_of(self.projections.values()):
                 con.execute(table.ddl())
             row = con.execute(
@@ -157,31 +163,41 @@ class Projector:
 
     def apply(self, batch: Sequence[Delivered]) -> None:
         """Apply deliveries in one transaction; split and retry around events that fail."""
-        with _gc_paused():
-            self._apply(batch)
-
-    def _apply(self, batch: Sequence[Delivered]) -> None:
-        if batch and batch[0].seq <= self.last_seq:  # a redelivery after a restart
-            batch = [d for d in batch if d.seq > self.last_seq]
-        if not batch:
-            return
         try:
-            self._transaction(batch)
+            self._apply(batch)
         except ENVIRONMENT_ERRORS as exc:
             self._rollback()
             if isinstance(exc, duckdb.Error):
                 raise translate(exc, self.db) from None
             raise ProjectionError(f"{self.db}: {_one_line(exc)}") from None
+
+    def _apply(self, batch: Sequence[Delivered]) -> None:
+        try:
+            self.write(self.prepare(batch))
+        except ENVIRONMENT_ERRORS:
+            raise
         except Exception as exc:
             self._rollback()
+            batch = [d for d in batch if d.seq > self.last_seq]
             if len(batch) == 1:
                 self._reject(batch, _one_line(exc))
-                return
-            middle = len(batch) // 2
-            self._apply(batch[:middle])
-            self._apply(batch[middle:])
+            elif batch:
+                middle = len(batch) // 2
+                self._apply(batch[:middle])
+                self._apply(batch[middle:])
 
-    def _transaction(self, batch: Sequence[Delivered], failed: str = "") -> None:
+    def prepare(self, batch: Sequence[Delivered], failed: str = "") -> Prepared:
+        """Decode and fold `batch` and stage its rows; advances the fold, never touches the
+        file.
+
+        Deliveries at or below the last committed sequence (a redelivery after a restart) are
+        skipped.  With `failed`, every delivery is recorded as rejected for that reason."""
+        with _gc_paused():
+            return self._prepare(batch, failed)
+
+    def _prepare(self, batch: Sequence[Delivered], failed: str) -> Prepared:
+        if batch and batch[0].seq <= self.last_seq:
+            batch = [d for d in batch if d.seq > self.last_seq]
         records: list[Record] = []
         rejected: list[tuple[int, str, str, str]] = []
         for d in batch:
@@ -195,28 +211,41 @@ class Projector:
                 continue
             signer = Signer(d.signer, d.role) if d.signer else None
             records.append((d.seq, d.subject, event, signer))
-        con = self.con
-        con.execute("BEGIN TRANSACTION")
+        writes = Writes()
         folded = self.aggregates.fold(records)
         if self.aggregates.refused:  # signed by someone who may not have written it
             data = {d.seq: d.data for d in batch}
             rejected += [(s, subj, why, _text(data[s])) for s, subj, why in self.aggregates.refused]
         for projection in self.projections.values():
-            projection.apply(folded, con)
-        self.aggregates.write(folded, con)
+            projection.apply(folded, writes)
+        self.aggregates.write(folded, writes)
         if rejected:
-            con.executemany("INSERT INTO rejected_events VALUES (?, ?, ?, ?)", rejected)
-        last = batch[-1].seq
-        con.execute("INSERT OR REPLACE INTO projector_state VALUES (?, ?)", [STATE_NAME, last])
+            writes.insert(schema.REJECTED_EVENTS, rejected)
+        ignored = self.aggregates.settle()
+        last = batch[-1].seq if batch else self.last_seq
+        return Prepared(writes, last, len(records), len(rejected), ignored)
+
+    def write(self, prepared: Prepared) -> None:
+        """Run a prepared batch's writes and its position in one transaction, and commit.
+        On failure the caller rolls back, and reloads the fold, which has advanced past the
+        batch already (`_rollback`)."""
+        if prepared.last_seq <= self.last_seq:
+            return
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        prepared.writes.run(con)
+        con.execute(
+            "INSERT OR REPLACE INTO projector_state VALUES (?, ?)", [STATE_NAME, prepared.last_seq]
+        )
         con.execute("COMMIT")
-        self.aggregates.settle()
-        self.last_seq = last
-        self.applied += len(records)
-        self.rejected += len(rejected)
+        self.last_seq = prepared.last_seq
+        self.applied += prepared.applied
+        self.rejected += prepared.rejected
+        self.ignored += prepared.ignored
 
     def _reject(self, batch: Sequence[Delivered], reason: str) -> None:
         try:
-            self._transaction(batch, failed=reason)
+            self.write(self.prepare(batch, failed=reason))
         except Exception as exc:
             self._rollback()
             raise ProjectionError(
@@ -231,6 +260,17 @@ class Projector:
             self._restore(self.con)
         except duckdb.Error as exc:
             raise translate(exc, self.db) from None
+
+
+@dataclass
+class Prepared:
+    """A batch decoded and folded, its rows staged: what `Projector.write` commits."""
+
+    writes: Writes
+    last_seq: int  # the batch's last stream sequence, stored with its rows
+    applied: int
+    rejected: int
+    ignored: int  # applied but changed nothing
 
 
 @contextlib.contextmanager
@@ -273,6 +313,7 @@ async def _pump(
             continue
         await reader.wait(MIN_BATCH, FLUSH_INTERVAL_S)
         batch = reader.take(MAX_BATCH)
+        # A thread of its own, so that the event loop takes the reader's frames in meanwhile.
         await loop.run_in_executor(executor, projector.apply, batch)
         if on_progress is not None:
             on_progress(projector.last_seq, max(target, projector.last_seq))
@@ -362,6 +403,5 @@ def _add(stats: ReplayStats, projector: Projector) -> None:
     """Move the projector's counters into `stats` (a rebuild reopens the projector)."""
     stats.applied += projector.applied
     stats.rejected += projector.rejected
-    stats.ignored += projector.aggregates.ignored
-    projector.applied = projector.rejected = 0
-    projector.aggregates.ignored = 0
+    stats.ignored += projector.ignored
+    projector.applied = projector.rejected = projector.ignored = 0

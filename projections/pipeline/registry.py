@@ -1,10 +1,10 @@
 """The Projection protocol and the registry of projections by name.
 
 A projection is a small synchronous unit: a name, the `Table`s it owns, and
-`apply(batch, con)`, which writes one `Batch` of folded events into those tables on the open
-transaction of `con`, and touches nothing else.  Each lives in one module under
-`projections/tables/` that defines `PROJECTION`; `registry()` finds them, so adding a
-projection is adding one file.
+`apply(batch, writes)`, which turns one `Batch` of folded events into the rows of those tables
+(`projections.pipeline.writes`) and touches nothing else: the projector runs the writes.
+Each lives in one module under `projections/tables/` that defines `PROJECTION`; `registry()`
+finds them, so adding a projection is adding one file.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import duckdb
 from projections.pipeline.aggregates import Aggregates
 from projections.pipeline.folded import Batch
 from projections.pipeline.table import Table
+from projections.pipeline.writes import Writes
 
 
 class Projection(Protocol):
@@ -26,8 +27,8 @@ class Projection(Protocol):
     name: str
     tables: tuple[Table, ...]
 
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
-        """Write the batch's rows; runs inside the projector's transaction, never commits."""
+    def apply(self, batch: Batch, writes: Writes) -> None:
+        """Add the batch's rows to `writes` (run later, in the batch's transaction)."""
         ...
 
 

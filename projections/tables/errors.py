@@ -3,13 +3,11 @@ message and the worker's system context at the time, for grouping and triage."""
 
 from __future__ import annotations
 
-import duckdb
-
 from events.catalogue import CaseResult, TaskCompleted, TaskFailed
 from projections.analytics.fingerprint import fingerprint
-from projections.pipeline.bulk import insert, to_json
 from projections.pipeline.folded import Batch, Folded
 from projections.pipeline.table import Table
+from projections.pipeline.writes import Writes, to_json
 
 # One row per TaskFailed and per "error"/"failed" test case; severity is "critical" for
 # infrastructure and internal, "warning" for timeout/environment, "info" for test and
@@ -82,7 +80,7 @@ class Errors:
     name = "errors"
     tables = (ERRORS,)
 
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, batch: Batch, writes: Writes) -> None:
         rows = []
         for f in batch.of(TaskCompleted, TaskFailed):
             event: TaskCompleted | TaskFailed = f.event  # type: ignore[assignment]
@@ -127,7 +125,7 @@ class Errors:
                         context,
                     )
                 )
-        insert(con, ERRORS, rows)
+        writes.insert(ERRORS, rows)
 
 
 PROJECTION = Errors()

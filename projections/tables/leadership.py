@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import duckdb
-
-from projections.pipeline.bulk import insert
 from projections.pipeline.folded import Batch
 from projections.pipeline.table import Table
+from projections.pipeline.writes import Writes
 
 # Counts every event with term > 0; coordinator_id is the actor of the term's first event.
 LEADERSHIP = Table(
@@ -33,7 +31,7 @@ class Leadership:
     name = "leadership"
     tables = (LEADERSHIP,)
 
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, batch: Batch, writes: Writes) -> None:
         # Every event written under a term counts, applied or not: it shows who led.
         classes = [c for c in batch.classes() if "term" in getattr(c, "__struct_fields__", ())]
         terms: dict[int, list] = {}
@@ -49,7 +47,7 @@ class Leadership:
                 seen[2] = min(seen[2], at)
                 seen[3] = max(seen[3], at)
                 seen[4] += 1
-        insert(con, LEADERSHIP, [tuple(v) for v in terms.values()], on_conflict=MERGE)
+        writes.insert(LEADERSHIP, [tuple(v) for v in terms.values()], on_conflict=MERGE)
 
 
 PROJECTION = Leadership()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import duckdb
-
 from events.catalogue import Metric, TaskCompleted
-from projections.pipeline.bulk import insert, to_json
 from projections.pipeline.folded import Batch
 from projections.pipeline.table import Table
+from projections.pipeline.writes import Writes, to_json
 
 # One row per Metric of a TaskCompleted (long form); dims are the metric's own dims only (run
 # labels stay in runs.labels, commit/branch have their own columns, so a series is name x
@@ -45,7 +43,7 @@ class Results:
     name = "results"
     tables = (RESULTS,)
 
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, batch: Batch, writes: Writes) -> None:
         rows = []
         for f in batch.of(TaskCompleted):
             event: TaskCompleted = f.event  # type: ignore[assignment]
@@ -75,7 +73,7 @@ class Results:
                         event.at,
                     )
                 )
-        insert(con, RESULTS, rows)
+        writes.insert(RESULTS, rows)
 
 
 PROJECTION = Results()

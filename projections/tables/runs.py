@@ -9,10 +9,10 @@ import duckdb
 from dtf.core.state import RunState
 from events.catalogue import RunFinished, RunSubmitted
 from projections.pipeline.aggregates import Aggregates
-from projections.pipeline.bulk import insert, to_json
 from projections.pipeline.entries import RunEntry
 from projections.pipeline.folded import Batch
 from projections.pipeline.table import Table
+from projections.pipeline.writes import Writes, to_json
 
 RUNS = Table(
     "runs",
@@ -61,9 +61,9 @@ class Runs:
     name = "runs"
     tables = (RUNS,)
 
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, batch: Batch, writes: Writes) -> None:
         latest = {f.run.state.run_id: f.run for f in batch.accepted("run") if f.run is not None}
-        insert(con, RUNS, [run_row(e) for e in latest.values()], replace=True)
+        writes.insert(RUNS, [run_row(e) for e in latest.values()], replace=True)
 
     def restore(self, con: duckdb.DuckDBPyConnection, aggregates: Aggregates) -> None:
         for row in con.execute(RUNS.select()).fetchall():

@@ -16,10 +16,10 @@ from events.catalogue import (
     TaskStarted,
 )
 from projections.pipeline.aggregates import Aggregates
-from projections.pipeline.bulk import insert, to_json
 from projections.pipeline.entries import TaskEntry
 from projections.pipeline.folded import Batch
 from projections.pipeline.table import Table
+from projections.pipeline.writes import Writes, to_json
 
 # tasks.command: the argv of a command task joined by spaces ("" for pytest tasks).
 TASKS = Table(
@@ -117,7 +117,7 @@ class Tasks:
     name = "tasks"
     tables = (TASKS, ATTEMPTS)
 
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, batch: Batch, writes: Writes) -> None:
         new: dict[str, TaskEntry] = {}
         changed: dict[str, TaskEntry] = {}
         attempts: dict[tuple[str, int], TaskEntry] = {}  # the entry after its last event
@@ -137,10 +137,10 @@ class Tasks:
             ):
                 attempts[(task_id, entry.state.attempt)] = entry
         # A task queued here is new to the table (the context knows every task id).
-        insert(con, TASKS, [task_row(e) for e in new.values()])
-        insert(con, TASKS, [task_row(e) for e in changed.values()], replace=True)
+        writes.insert(TASKS, [task_row(e) for e in new.values()])
+        writes.insert(TASKS, [task_row(e) for e in changed.values()], replace=True)
         rows = [attempt_row(e) for e in attempts.values()]
-        insert(con, ATTEMPTS, rows, replace=True)
+        writes.insert(ATTEMPTS, rows, replace=True)
 
     def restore(self, con: duckdb.DuckDBPyConnection, aggregates: Aggregates) -> None:
         # Terminal tasks are kept as ids only: no event changes them, but a second TaskQueued

@@ -18,12 +18,10 @@ that was running has its row there with the timeout's own message).
 
 from __future__ import annotations
 
-import duckdb
-
 from events.catalogue import TaskCompleted, TaskFailed
-from projections.pipeline.bulk import insert
 from projections.pipeline.folded import Batch
 from projections.pipeline.table import Table
+from projections.pipeline.writes import Writes
 
 # One row per test item per attempt, from TaskCompleted/TaskFailed cases; a TaskFailed after
 # which the task goes on (retrying, or its speculative twin runs) has none.
@@ -52,7 +50,7 @@ class TestCases:
     name = "test_cases"
     tables = (TEST_CASES,)
 
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, batch: Batch, writes: Writes) -> None:
         rows: list[tuple] = []
         append = rows.append
         for f in batch.of(TaskCompleted, TaskFailed):
@@ -82,7 +80,7 @@ class TestCases:
                         event.at,
                     )
                 )
-        insert(con, TEST_CASES, rows)
+        writes.insert(TEST_CASES, rows)
 
 
 PROJECTION = TestCases()

@@ -8,10 +8,10 @@ import duckdb
 from dtf.core.state import WorkerState
 from events.catalogue import Capabilities, WorkerRegistered
 from projections.pipeline.aggregates import Aggregates
-from projections.pipeline.bulk import insert
 from projections.pipeline.entries import WorkerEntry
 from projections.pipeline.folded import Batch
 from projections.pipeline.table import Table
+from projections.pipeline.writes import Writes
 
 # hardware: the class `projections.analytics.hardware.hardware_class` names.
 WORKERS = Table(
@@ -51,7 +51,7 @@ class Workers:
     name = "workers"
     tables = (WORKERS, WORKER_STATUS)
 
-    def apply(self, batch: Batch, con: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, batch: Batch, writes: Writes) -> None:
         latest = {}
         history = []
         for f in batch.accepted("worker"):
@@ -75,8 +75,8 @@ class Workers:
                     state.reason or None,
                 )
                 history.append((state.worker_id, f.event.at, state.status, state.reason or None))
-        insert(con, WORKERS, list(latest.values()), replace=True)
-        insert(con, WORKER_STATUS, history)
+        writes.insert(WORKERS, list(latest.values()), replace=True)
+        writes.insert(WORKER_STATUS, history)
 
     def restore(self, con: duckdb.DuckDBPyConnection, aggregates: Aggregates) -> None:
         for row in con.execute(WORKERS.select()).fetchall():
