@@ -1,5 +1,6 @@
 """The analysis commands of `dtf`: `replay` builds the DuckDB read model from the event
-stream; `report`, `regressions`, `trends` and `errors` read only that file (no server needed).
+stream; `report`, `regressions`, `trends`, `errors` and `best` read only that file (no
+server needed).
 
 Their arguments are `dtf.cli.analysis_args`; `dtf.cli.main` calls `run` for any of its
 `COMMANDS`. Heavy imports (numpy, scipy, duckdb) happen inside
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace, console: Console, connect_url: ConnectUrl) -> 
         "regressions": _regressions,
         "trends": _trends,
         "errors": _errors,
+        "best": _best,
     }
     return handlers[args.cmd](args, console)
 
@@ -200,12 +202,14 @@ def _trends(args: argparse.Namespace, console: Console) -> int:
     from projections.queries import trends
     from projections.reports.json_doc import dumps
 
-    changes = trends.of_series(chosen)
+    changes = trends.of_series(chosen, args.detector)
     if args.format == "json":
         sys.stdout.write(dumps(trends.series_json(changes)))
     else:
         units = {s.label: s.unit for s in chosen}
-        located = {k: [(c.change, c.commit) for c in v] for k, v in changes.items()}
+        located = {
+            k: [(c.change, c.old_commit, c.new_commit) for c in v] for k, v in changes.items()
+        }
         analysis_views.print_trends(console, located, units)
     return 0
 
@@ -222,12 +226,12 @@ def _trends_of_file(args: argparse.Namespace, console: Console) -> int:
     from projections.queries import trends
     from projections.reports.json_doc import dumps
 
-    found = trends.of_values(values)
+    found = trends.of_values(values, args.detector)
     if args.format == "json":
         sys.stdout.write(dumps(trends.values_json(found)))
     else:
         analysis_views.print_trends(
-            console, {k: [(c, "") for c in v] for k, v in found.items()}, {}
+            console, {k: [(c, "", "") for c in v] for k, v in found.items()}, {}
         )
     return 0
 
@@ -261,4 +265,36 @@ def _errors(args: argparse.Namespace, console: Console) -> int:
         sys.stdout.write(dumps(doc))
     else:
         analysis_views.print_errors(console, found, len(rows), args.window)
+    return 0
+
+
+def _best(args: argparse.Namespace, console: Console) -> int:
+    if not 0 < args.alpha < 1:
+        raise ConfigError("--alpha must be between 0 and 1")
+    if args.min_samples < 1:
+        raise ConfigError("--min-samples must be at least 1")
+    since = time.time() - parse_age(args.since, "--since") if args.since else None
+    from projections.queries import read
+
+    con = read.open_db(args.db)
+    try:
+        rows = read.results(con, since=since)
+    finally:
+        con.close()
+    from dtf.cli import analysis_views
+    from projections.queries import best
+    from projections.reports.json_doc import dumps
+
+    found = best.best(
+        rows,
+        args.metric,
+        by=args.by,
+        direction=args.direction,
+        alpha=args.alpha,
+        min_samples=args.min_samples,
+    )
+    if args.format == "json":
+        sys.stdout.write(dumps(best.best_json(found)))
+    else:
+        analysis_views.print_best(console, found)
     return 0

@@ -1,5 +1,5 @@
 """The command-line arguments of the analysis commands (`dtf replay`, `report`,
-`regressions`, `trends`, `errors`); `dtf.cli.analysis` runs them."""
+`regressions`, `trends`, `errors`, `best`); `dtf.cli.analysis` runs them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DB = "dtf.duckdb"
-COMMANDS = ("replay", "report", "regressions", "trends", "errors")
+COMMANDS = ("replay", "report", "regressions", "trends", "errors", "best")
+# The names of `projections.analytics.detectors.DETECTORS`, the default first: importing the
+# registry here would load numpy and scipy for every command (a test keeps the two in step).
+DETECTORS = ("steps", "segments")
 
 ServerArg = Callable[[argparse.ArgumentParser], None]
 
@@ -21,6 +24,7 @@ def add_commands(sub: Any, server_arg: ServerArg) -> None:
     _add_regressions(sub)
     _add_trends(sub)
     _add_errors(sub)
+    _add_best(sub)
 
 
 def _add_replay(sub: Any, server_arg: ServerArg) -> None:
@@ -102,11 +106,17 @@ def _add_trends(sub: Any) -> None:
     trends = sub.add_parser(
         "trends",
         help="change points in the history of each metric, or of series in a file",
-        description="Detect change points (binary segmentation confirmed by Welch's t-test) in "
-        "each metric x dims x hardware series ordered by time, and in each test's passed "
-        "durations with at least --min-points points. With --input, read series from a CSV "
-        'file (columns series,index,value) or a JSON file ({"series": [values]}) instead. '
-        "An index is the 0-based first point of the new segment.",
+        description="Detect change points in each metric x dims x hardware series ordered by "
+        "time, and in each test's passed durations with at least --min-points points. With "
+        "--input, read series from a CSV file (columns series,index,value) or a JSON file "
+        '({"series": [values]}) instead. Each change has its index (the 0-based first point '
+        "of the new segment) and the range of indices where it may start, the size in percent "
+        "with its 95% interval, the p-value of the test that confirmed it and, for recorded "
+        "series, the commits it falls between: OLD..NEW means after OLD, up to and including "
+        "NEW (what `git log OLD..NEW` lists). The default detector, steps, is made for "
+        "benchmark histories (log values, outliers clipped, a penalty from a robust noise "
+        "estimate, Mann-Whitney confirmation); segments fits flat or straight-line segments "
+        "confirmed by Welch's t-test, for series with trends.",
     )
     _db_arg(trends)
     trends.add_argument("--input", type=Path, metavar="FILE", help="analyse series from FILE")
@@ -121,6 +131,12 @@ def _add_trends(sub: Any) -> None:
         default=10,
         metavar="N",
         help="test durations need N points (default 10)",
+    )
+    trends.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default=DETECTORS[0],
+        help=f"change-point detector (default {DETECTORS[0]})",
     )
     _format_arg(trends, "text", "json")
 
@@ -148,6 +164,60 @@ def _add_errors(sub: Any) -> None:
         "--min-count", type=int, default=2, metavar="N", help="patterns seen N times (default 2)"
     )
     _format_arg(errors, "text", "json")
+
+
+def _add_best(sub: Any) -> None:
+    best = sub.add_parser(
+        "best",
+        help="rank the configurations of a metric: the best, by how much, and how sure",
+        description="Rank the configurations of METRIC by median, best first, each with its "
+        "sample count and its margin over the next one (the Hodges-Lehmann shift in percent, "
+        "positive meaning better, with its 95% interval and Mann-Whitney's p-value). A "
+        "configuration is a combination of values of the --by dimensions: hardware (the "
+        "worker's hardware class) or a key of the metric's dims (model, config, ...). The "
+        "dimensions not named split the rankings, one per combination of their values, so "
+        "only measurements taken under the same conditions compete; without --by every "
+        "recorded dimension makes the configuration. A ranking is decided when the best "
+        "one's margin over the runner-up is significant at --alpha and both have at least "
+        "--min-samples samples; otherwise it says the data is too thin to decide.",
+    )
+    best.add_argument("metric", metavar="METRIC", help="the metric's name")
+    _db_arg(best)
+    best.add_argument(
+        "--by",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="DIM",
+        help="dimensions that make a configuration (default: all recorded)",
+    )
+    goal = best.add_mutually_exclusive_group()
+    goal.add_argument(
+        "--minimize",
+        dest="direction",
+        action="store_const",
+        const="lower",
+        help="lower is better (default: the direction the metric was recorded with)",
+    )
+    goal.add_argument(
+        "--maximize",
+        dest="direction",
+        action="store_const",
+        const="higher",
+        help="higher is better",
+    )
+    best.add_argument("--since", metavar="AGE", help="only results newer than AGE, e.g. 30d")
+    best.add_argument(
+        "--alpha", type=float, default=0.05, metavar="A", help="significance level (default 0.05)"
+    )
+    best.add_argument(
+        "--min-samples",
+        type=int,
+        default=3,
+        metavar="N",
+        help="samples each of the two leaders needs to decide (default 3)",
+    )
+    _format_arg(best, "text", "json")
 
 
 def _format_arg(p: argparse.ArgumentParser, default: str, *others: str) -> None:

@@ -1,4 +1,4 @@
-"""Terminal output of `dtf regressions`, `dtf trends` and `dtf errors` (the text formats).
+"""Terminal output of `dtf regressions`, `trends`, `errors` and `best` (the text formats).
 
 Every cell is a `rich.text.Text`, never markup: nodeids (`test_x[a-b]`) and error messages
 hold square brackets that rich would otherwise read as styles.
@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from projections.analytics.changepoint import ChangePoint
+from projections.queries.best import Best
 from projections.queries.error_patterns import Pattern
 from projections.queries.refs import Selection
 from projections.queries.regressions import MetricChange
@@ -68,30 +69,34 @@ def print_regressions(
 
 def print_trends(
     console: Console,
-    found: Mapping[str, Sequence[tuple[ChangePoint, str]]],
+    found: Mapping[str, Sequence[tuple[ChangePoint, str, str]]],
     units: Mapping[str, str],
 ) -> None:
-    """Change points per series; `units` may be empty and commits empty strings."""
+    """Change points per series as `(change, old_commit, new_commit)`: the change came with
+    a commit after old, up to and including new. `units` may be empty and commits empty
+    strings (series from a file)."""
     changed = {name: cps for name, cps in found.items() if cps}
     if not found:
         _line(console, "no series to analyse")
         return
     if changed:
-        with_commits = any(commit for cps in changed.values() for _, commit in cps)
+        with_commits = any(old or new for cps in changed.values() for _, old, new in cps)
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
-        columns = ["series", "index", *(["commit"] if with_commits else [])]
-        for column in [*columns, "before", "after", "change", "p"]:
-            table.add_column(column, justify="left" if column in ("series", "commit") else "right")
+        columns = ["series", "index", "may start", *(["commits"] if with_commits else [])]
+        for column in [*columns, "before", "after", "change", "95% CI", "p"]:
+            left = column in ("series", "commits")
+            table.add_column(column, justify="left" if left else "right")
         for name, cps in changed.items():
             unit = units.get(name, "")
-            for change, commit in cps:
-                cells = [name, str(change.index)]
+            for change, old, new in cps:
+                cells = [name, str(change.index), f"{change.index_low}-{change.index_high}"]
                 if with_commits:
-                    cells.append(display.short_commit(commit))
+                    cells.append(display.commit_range(old, new))
                 cells += [
                     display.num(change.before_mean, unit),
                     display.num(change.after_mean, unit),
                     display.pct(change.pct_change),
+                    display.pct_interval(change.pct_low, change.pct_high),
                     display.p_value(change.p_value),
                 ]
                 table.add_row(*(Text(cell) for cell in cells))
@@ -113,6 +118,51 @@ def print_errors(console: Console, patterns: Sequence[Pattern], total: int, wind
         _line(console, f"   category: {display.tally(p.categories)}")
         _line(console, f"   workers:  {display.tally(p.workers)}")
         _line(console, f"   hardware: {display.tally(p.hardware)}")
+
+
+def print_best(console: Console, found: Best) -> None:
+    """One table per ranking, best first, then whether it is decided and why not."""
+    goal = "lower" if found.direction == "lower" else "higher"
+    _line(console, f"{found.metric} ({goal} is better), configurations by {', '.join(found.by)}")
+    for group in found.groups:
+        ranking = group.ranking
+        if group.fixed:
+            _line(console, "")
+            _line(console, ", ".join(f"{d}={v}" for d, v in group.fixed))
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
+        for column in ("#", "configuration", "n", "median", "margin", "95% CI", "p", "verdict"):
+            table.add_column(
+                column, justify="left" if column in ("configuration", "verdict") else "right"
+            )
+        for place, entry in enumerate(ranking.entries, 1):
+            table.add_row(
+                *(
+                    Text(cell)
+                    for cell in (
+                        str(place),
+                        entry.name,
+                        str(entry.summary.count),
+                        display.num(entry.summary.median, found.unit),
+                        "" if entry.verdict is None else display.pct(entry.margin_pct),
+                        ""
+                        if entry.verdict is None
+                        else display.pct_interval(entry.margin_low, entry.margin_high),
+                        "" if entry.p_value is None else display.p_value(entry.p_value),
+                        entry.verdict or "",
+                    )
+                )
+            )
+        _print(console, table)
+        best = ranking.best
+        if ranking.decided:
+            runner_up = ranking.entries[1]
+            _line(
+                console,
+                f"best: {best.name}, {display.pct(best.margin_pct, signed=False)} better than "
+                f"{runner_up.name} (p {display.p_value(best.p_value)})",
+            )
+        else:
+            _line(console, f"too thin to decide: {ranking.reason}")
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -307,9 +307,7 @@ def _auth(args: argparse.Namespace, console: Console) -> int:
     else:
         for user in auth.load_users(args.dir):
             state = "  (revoked)" if user.revoked else ""
-            console.print(
-                f"{user.name:<24} {user.role:<12} {user.public_key}{state}", markup=False
-            )
+            console.print(f"{user.name:<24} {user.role:<12} {user.public_key}{state}", markup=False)
     return 0
 
 

@@ -60,11 +60,16 @@ from scipy import stats
 
 Model = Literal["mean_or_linear", "linear", "mean"]
 SegmentCost = Callable[[np.ndarray, np.ndarray], np.ndarray]
+SegmentTest = Callable[[np.ndarray, np.ndarray], float]
 
 DEFAULT_MODEL: Model = "mean_or_linear"
 DEFAULT_PENALTY_SCALE = 1.25
 DEFAULT_MIN_SIZE = 5
 DEFAULT_ALPHA = 0.001
+CONFIDENCE = 0.95
+# The 95% quantile of chi-squared with one degree of freedom: a location whose two-segment
+# cost is within this of the best one is not rejected by a likelihood-ratio test (unit noise).
+LOCATION_LEVEL = 3.841
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +77,16 @@ class ChangePoint:
     """One confirmed change: `index` is the 0-based first point of the new segment.
 
     `before_mean` and `after_mean` are the means of the neighbouring segments in the input's
-    units; `pct_change` is `(after - before) / |before| * 100`, or None when `before_mean` is 0;
-    `p_value` is Welch's two-sided p-value between those two segments.
+    units. `pct_change` is the size of the change in percent of the level before it, and
+    `pct_low`/`pct_high` its 95% confidence interval; all three are None when the size cannot
+    be put in percent (a level of 0). `p_value` is the two-sided p-value of the test that
+    confirmed the change between those two segments. `index_low..index_high` (inclusive) are
+    the positions where the new segment may begin, an approximate 95% set (see
+    `location_interval`); it always holds `index`.
+
+    What the size and the test are depends on the detector: here the difference of the means,
+    `(after - before) / |before| * 100`, with Welch's interval and test;
+    `projections.analytics.steps` uses ratios of the values and Mann-Whitney's test.
     """
 
     index: int
@@ -81,6 +94,10 @@ class ChangePoint:
     after_mean: float
     pct_change: float | None
     p_value: float
+    pct_low: float | None
+    pct_high: float | None
+    index_low: int
+    index_high: int
 
 
 def detect(
@@ -114,7 +131,7 @@ def detect(
     z = (x - x.mean()) / deviation
     cost = segment_cost(z, model)
     candidates = binary_segmentation(n, cost, penalty_scale * math.log(n), min_size)
-    return [_describe(x, bounds) for bounds in confirmed(x, candidates, alpha)]
+    return [_describe(x, cost, bounds) for bounds in settled(x, cost, candidates, alpha, min_size)]
 
 
 def validated_series(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
@@ -208,10 +225,47 @@ def welch_p_value(before: np.ndarray, after: np.ndarray) -> float:
     return p if math.isfinite(p) else 1.0
 
 
+def welch_interval(
+    before: np.ndarray, after: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """Welch's confidence interval of `mean(after) - mean(before)`."""
+    difference = float(after.mean() - before.mean())
+    if np.ptp(before) == 0 and np.ptp(after) == 0:
+        return difference, difference
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        found = stats.ttest_ind(after, before, equal_var=False).confidence_interval(confidence)
+    low, high = float(found.low), float(found.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return -math.inf, math.inf
+    return low, high
+
+
+def location_interval(
+    cost: SegmentCost, start: int, change: int, end: int, level: float = LOCATION_LEVEL
+) -> tuple[int, int]:
+    """The first and last position in `start+1..end-1` where the change may lie.
+
+    A position is kept when splitting `start..end` there costs at most `level` more than the
+    best split; for a cost in units of the noise variance that is a likelihood-ratio test of
+    the location at 95%. Such sets are known to be approximate (the location is not a regular
+    parameter), and they are wider where the cost's scale overstates the noise. The result is
+    the hull of the kept positions and always holds `change`.
+    """
+    splits = np.arange(start + 1, end)
+    profile = cost(np.full(len(splits), start), splits) + cost(splits, np.full(len(splits), end))
+    kept = splits[profile <= profile.min() + level]
+    return min(int(kept[0]), change), max(int(kept[-1]), change)
+
+
 def confirmed(
-    x: np.ndarray, candidates: Sequence[int], alpha: float
+    x: np.ndarray,
+    candidates: Sequence[int],
+    alpha: float,
+    test: SegmentTest = welch_p_value,
 ) -> list[tuple[int, int, int, float]]:
-    """`(start, change, end, p_value)` for each candidate that survives Welch re-testing.
+    """`(start, change, end, p_value)` for each candidate that survives re-testing by `test`
+    (a two-sided p-value of two neighbouring segments; Welch's by default).
 
     The change with the largest p-value above `alpha` is merged away first; only its two
     neighbours are re-tested, since the other segments are unchanged.
@@ -219,7 +273,7 @@ def confirmed(
     bounds = [0, *candidates, len(x)]
 
     def p_at(k: int) -> float:
-        return welch_p_value(x[bounds[k - 1] : bounds[k]], x[bounds[k] : bounds[k + 1]])
+        return test(x[bounds[k - 1] : bounds[k]], x[bounds[k] : bounds[k + 1]])
 
     p_values = [math.nan, *(p_at(k) for k in range(1, len(bounds) - 1)), math.nan]
     while len(bounds) > 2:
@@ -235,10 +289,70 @@ def confirmed(
     ]
 
 
-def _describe(x: np.ndarray, found: tuple[int, int, int, float]) -> ChangePoint:
+def refined(cost: SegmentCost, changes: Sequence[int], n: int, min_size: int) -> list[int]:
+    """`changes` with each moved to the best split between its neighbours, until none moves.
+
+    Binary segmentation places a change while the later ones are not yet known, so its split
+    may sit a few points off once they are. A change moves only when that lowers the cost, so
+    the passes end.
+    """
+    bounds = [0, *changes, n]
+    moved = True
+    while moved:
+        moved = False
+        for k in range(1, len(bounds) - 1):
+            start, end = bounds[k - 1], bounds[k + 1]
+            splits = np.arange(start + min_size, end - min_size + 1)
+            profile = cost(np.full(len(splits), start), splits) + cost(
+                splits, np.full(len(splits), end)
+            )
+            best = int(np.argmin(profile))
+            current = bounds[k] - start - min_size
+            if profile[best] < profile[current]:
+                bounds[k] = int(splits[best])
+                moved = True
+    return bounds[1:-1]
+
+
+def settled(
+    x: np.ndarray,
+    cost: SegmentCost,
+    candidates: Sequence[int],
+    alpha: float,
+    min_size: int,
+    test: SegmentTest = welch_p_value,
+) -> list[tuple[int, int, int, float]]:
+    """Candidates confirmed by `test`, refined, and confirmed again until they stay put.
+
+    Each round either merges a change away or lowers the cost, so the rounds end.
+    """
+    found = confirmed(x, candidates, alpha, test)
+    while True:
+        changes = [change for _, change, _, _ in found]
+        moved = refined(cost, changes, len(x), min_size)
+        if moved == changes:
+            return found
+        found = confirmed(x, moved, alpha, test)
+
+
+def _describe(x: np.ndarray, cost: SegmentCost, found: tuple[int, int, int, float]) -> ChangePoint:
     """A ChangePoint from `(start, change, end, p_value)` over the original values."""
     start, change, end, p_value = found
-    before = float(x[start:change].mean())
-    after = float(x[change:end].mean())
-    pct = None if before == 0 else (after - before) / abs(before) * 100
-    return ChangePoint(change, before, after, pct, p_value)
+    before, after = x[start:change], x[change:end]
+    before_mean, after_mean = float(before.mean()), float(after.mean())
+    low, high = welch_interval(before, after)
+    # The interval of the difference over |before|: the uncertainty of the level itself is
+    # left out, which is small beside that of the difference when the segments are alike.
+    scale = None if before_mean == 0 else 100 / abs(before_mean)
+    index_low, index_high = location_interval(cost, start, change, end)
+    return ChangePoint(
+        index=change,
+        before_mean=before_mean,
+        after_mean=after_mean,
+        pct_change=None if scale is None else (after_mean - before_mean) * scale,
+        p_value=p_value,
+        pct_low=None if scale is None else low * scale,
+        pct_high=None if scale is None else high * scale,
+        index_low=index_low,
+        index_high=index_high,
+    )

@@ -1,5 +1,13 @@
-"""What the history of one series says: its change points, whether its latest value is an
-anomaly against its current segment, and a forecast of its next values.
+"""What the history of one series says: its change points with the commits they fall
+between, whether its latest value is an anomaly against its current segment, and a forecast
+of its next values.
+
+Change points come from a detector of `projections.analytics.detectors`, `steps` unless told
+otherwise. A change's commit range is read off its location interval
+(`ChangePoint.index_low..index_high`): the commit of the point just before the interval is
+the last one measured at the old level, the commit of the interval's last point the first one
+surely at the new level, so the change came with a commit in `old..new` (git's range: after
+`old`, up to and including `new`).
 
 The current segment is the part after the last change point (the whole series when there is
 none). The latest value is judged against the segment's earlier values with the robust
@@ -12,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from projections.analytics.changepoint import ChangePoint, detect
+from projections.analytics.changepoint import ChangePoint
+from projections.analytics.detectors import DEFAULT_DETECTOR, DETECTORS
 from projections.analytics.stats import Anomaly, Forecast, forecast, robust_anomaly
 from projections.queries.series import Series
 
@@ -26,11 +35,15 @@ DEFAULT_HORIZON = 3
 
 @dataclass(frozen=True, slots=True)
 class LocatedChange:
-    """A change point with the commit and time of the first point of the new segment."""
+    """A change point with the commit and time of the first point of the new segment, and
+    the range of commits it falls in: after `old_commit`, up to and including `new_commit`.
+    Commits are empty strings where the points carry none."""
 
     change: ChangePoint
     commit: str
     at: float | None
+    old_commit: str
+    new_commit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +63,22 @@ class SeriesAnalysis:
 
 
 def locate(series: Series, changes: Iterable[ChangePoint]) -> tuple[LocatedChange, ...]:
-    """Attach the commit and time of each change's first new point."""
-    return tuple(LocatedChange(c, series.commits[c.index], series.times[c.index]) for c in changes)
+    """Attach the commit and time of each change's first new point and its commit range."""
+    return tuple(
+        LocatedChange(
+            change=c,
+            commit=series.commits[c.index],
+            at=series.times[c.index],
+            old_commit=series.commits[max(c.index_low - 1, 0)],
+            new_commit=series.commits[c.index_high],
+        )
+        for c in changes
+    )
+
+
+def changes_of(series: Series, detector: str = DEFAULT_DETECTOR) -> tuple[LocatedChange, ...]:
+    """The located change points of `series` by the detector named `detector`."""
+    return locate(series, DETECTORS[detector](series.values))
 
 
 def analyse(
@@ -59,9 +86,10 @@ def analyse(
     *,
     z_threshold: float = DEFAULT_Z_THRESHOLD,
     horizon: int = DEFAULT_HORIZON,
+    detector: str = DEFAULT_DETECTOR,
 ) -> SeriesAnalysis:
     """Detect changes in `series`, then judge its latest value and forecast its segment."""
-    changes = locate(series, detect(series.values))
+    changes = changes_of(series, detector)
     start = changes[-1].change.index if changes else 0
     segment = series.values[start:]
     anomaly = None
@@ -79,8 +107,13 @@ def analyse_all(
     *,
     z_threshold: float = DEFAULT_Z_THRESHOLD,
     horizon: int = DEFAULT_HORIZON,
+    detector: str = DEFAULT_DETECTOR,
 ) -> list[SeriesAnalysis]:
-    return [analyse(s, z_threshold=z_threshold, horizon=horizon) for s in series if s.values]
+    return [
+        analyse(s, z_threshold=z_threshold, horizon=horizon, detector=detector)
+        for s in series
+        if s.values
+    ]
 
 
 def _shifted(result: Forecast, start: int) -> Forecast:

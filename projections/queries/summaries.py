@@ -5,9 +5,7 @@ benchmark. Pure functions over the rows of `projections.queries.read`.
   without a commit count per run instead, since runs without a commit may differ in code.
 - The pass rate is passed / (passed + failed + error); skips and xfails do not count.
 - A benchmark is a metric with its dims; its configurations are the hardware classes it ran
-  on. The best one has the best median for the metric's direction; its margin over the
-  runner-up is the Hodges-Lehmann shift in percent, tested with Mann-Whitney over the latest
-  `MAX_COMPARED` values of each.
+  on, ranked by `projections.analytics.ranking` (`dtf best` ranks across every dimension).
 """
 
 from __future__ import annotations
@@ -16,15 +14,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from projections.analytics.stats import Summary, compare_samples, summarize
+from projections.analytics.ranking import rank
+from projections.analytics.stats import Direction, Summary, summarize
 from projections.queries.read import CaseRow
 from projections.queries.series import Series
 
 FAILING = frozenset({"failed", "error"})
 DECISIVE = FAILING | {"passed"}
-# The comparison of two configurations materialises all pairwise differences; the latest
-# values are also the ones that say which is best now.
-MAX_COMPARED = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,34 +138,27 @@ def best_configurations(
 
 
 def _best_of(group: Sequence[Series], alpha: float) -> BestConfiguration:
-    higher = group[0].direction == "higher"
-    summaries = {s.label: summarize(s.values) for s in group}
-    ranked = sorted(group, key=lambda s: summaries[s.label].median, reverse=higher)
-    best, runner_up = ranked[0], ranked[1]
-    comparison = compare_samples(
-        runner_up.values[-MAX_COMPARED:],
-        best.values[-MAX_COMPARED:],
-        direction="higher" if higher else "lower",
+    direction: Direction = "higher" if group[0].direction == "higher" else "lower"
+    # Within one benchmark the series differ only in their hardware class.
+    ranking = rank(
+        {s.key.hardware if s.key else s.label: s.values for s in group},
+        direction=direction,
+        alpha=alpha,
+        min_samples=1,
     )
-    # compare_samples gives candidate - baseline; "better" is that sign for higher-is-better
-    # and the opposite for lower-is-better.
-    sign = 1.0 if higher else -1.0
-    low = high = None
-    if comparison.pct_low is not None and comparison.pct_high is not None:
-        low, high = sorted((sign * comparison.pct_low, sign * comparison.pct_high))
-    configurations = tuple(
-        Configuration(s.key.hardware if s.key else "", summaries[s.label]) for s in ranked
-    )
+    configurations = tuple(Configuration(e.name, e.summary) for e in ranking.entries)
+    best = ranking.best
+    assert best.p_value is not None  # a group has two series at least
     return BestConfiguration(
-        benchmark=best.key.benchmark if best.key else best.label,
-        unit=best.unit,
-        direction=best.direction,
+        benchmark=group[0].key.benchmark if group[0].key else group[0].label,
+        unit=group[0].unit,
+        direction=direction,
         best=configurations[0],
         runner_up=configurations[1],
-        margin_pct=None if comparison.pct_change is None else sign * comparison.pct_change,
-        margin_low=low,
-        margin_high=high,
-        p_value=comparison.p_value,
-        significant=comparison.p_value < alpha,
+        margin_pct=best.margin_pct,
+        margin_low=best.margin_low,
+        margin_high=best.margin_high,
+        p_value=best.p_value,
+        significant=best.verdict == "significant",
         configurations=configurations,
     )

@@ -57,3 +57,11 @@ def tally(counts: Mapping[str, int], limit: int = 4) -> str:
 
 def short_commit(commit: str) -> str:
     return commit[:10] if commit else "-"
+
+
+def commit_range(old: str, new: str) -> str:
+    """`old..new` in short commits (git's range: after old, up to new); one commit when both
+    are the same or only one is known; "-" when neither is."""
+    if old and new and old != new:
+        return f"{short_commit(old)}..{short_commit(new)}"
+    return short_commit(new or old)

@@ -13,7 +13,7 @@ from typing import Any
 from projections.analytics.stats import Summary
 from projections.queries.series_analysis import SeriesAnalysis
 from projections.queries.summaries import BestConfiguration, Configuration, ItemStats
-from projections.queries.trends import point_json
+from projections.queries.trends import located_json
 from projections.reports.content import Report
 
 SCHEMA = 1
@@ -118,7 +118,7 @@ def _analysis(a: SeriesAnalysis) -> dict[str, Any]:
         "unit": s.unit,
         "direction": s.direction,
         "points": len(s.values),
-        "change_points": [point_json(c.change, c.commit) for c in a.changes],
+        "change_points": [located_json(c) for c in a.changes],
         "segment_start": a.segment_start,
         "latest": s.values[-1],
         "anomaly": None,

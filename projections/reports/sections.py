@@ -116,16 +116,17 @@ def best_rows(best: Sequence[BestConfiguration]) -> Table:
 
 
 def change_rows(analyses: Sequence[SeriesAnalysis]) -> Table:
-    header = ["series", "index", "commit", "when", "before", "after", "change", "p"]
+    header = ["series", "index", "commits", "when", "before", "after", "change", "95% CI", "p"]
     rows = [
         [
             a.series.label,
             str(c.change.index),
-            display.short_commit(c.commit),
+            display.commit_range(c.old_commit, c.new_commit),
             display.when(c.at),
             display.num(c.change.before_mean, a.series.unit),
             display.num(c.change.after_mean, a.series.unit),
             display.pct(c.change.pct_change),
+            display.pct_interval(c.change.pct_low, c.change.pct_high),
             display.p_value(c.change.p_value),
         ]
         for a in analyses

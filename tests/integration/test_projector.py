@@ -41,6 +41,7 @@ from projections.pipeline.registry import registry
 from projections.tables.runs import RUNS
 from tests.support.paths import EVENTS_FIXTURE, ROOT
 from tests.support.polling import eventually_async
+from tests.support.publishing import publish_events
 
 # --- helpers ----------------------------------------------------------------------------
 
@@ -56,19 +57,6 @@ async def publish(store: EventStore, messages: Iterable[tuple[str, bytes]]) -> i
     for subject, data in messages:
         seq = (await store.js.publish(subject, data)).seq
     return seq
-
-
-async def publish_events(store: EventStore, events: Iterable[AnyEvent]) -> int:
-    """Many events quickly: windows of pipelined publishes, each window awaited in order."""
-    js = store.nc.jetstream(timeout=30, publish_async_max_pending=8192)
-    window: list[asyncio.Future] = []
-    for event in events:
-        window.append(await js.publish_async(subject_of(event), encode(event)))
-        if len(window) >= 4000:
-            await asyncio.wait_for(asyncio.gather(*window), 30)
-            window.clear()
-    await asyncio.wait_for(asyncio.gather(*window), 30)
-    return await store.last_seq()
 
 
 def snapshot(db: Path) -> dict[str, list[tuple]]:
@@ -354,7 +342,7 @@ class _DiskFull:
     name = "disk_full"
     tables = (RUNS,)
 
-    def apply(self, batch, con) -> None:
+    def apply(self, batch, writes) -> None:
         raise OSError(28, "No space left on device")
 
 

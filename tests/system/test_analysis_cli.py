@@ -262,8 +262,13 @@ def test_trends_input_csv_gives_the_json_shape_and_index(tmp_path):
     assert set(doc) == {"planted", "flat"}
     assert doc["flat"] == {"change_points": []}
     [cp] = doc["planted"]["change_points"]
-    assert set(cp) == {"index", "before_mean", "after_mean", "pct_change", "p_value"}
+    assert set(cp) == {
+        *("index", "before_mean", "after_mean", "pct_change", "p_value"),
+        *("pct_low", "pct_high", "index_low", "index_high"),
+    }
     assert cp["index"] == 40
+    assert cp["index_low"] <= 40 <= cp["index_high"]
+    assert cp["pct_low"] <= cp["pct_change"] <= cp["pct_high"]
     assert cp["before_mean"] == pytest.approx(np.mean(series["planted"][:40]))
     assert cp["after_mean"] == pytest.approx(np.mean(series["planted"][40:]))
     assert cp["pct_change"] == pytest.approx(50, abs=5)
@@ -295,9 +300,14 @@ def test_trends_from_the_database_carry_the_commit(db):
         ),  # 29 or 30 passed durations each
     }
     [cp] = doc[f"latency_ms[model=bert]@{SLOW}"]["change_points"]
-    assert set(cp) == {"index", "before_mean", "after_mean", "pct_change", "p_value", "commit"}
+    assert {"commit", "commit_range", "pct_low", "pct_high", "index_low"} <= set(cp)
     assert cp["index"] == REGRESSED_FROM * SAMPLES
     assert cp["commit"] == commit_of(REGRESSED_FROM)
+    # The change is sharp, so the range is the one commit that brought it.
+    assert cp["commit_range"] == {
+        "old": commit_of(REGRESSED_FROM - 1),
+        "new": commit_of(REGRESSED_FROM),
+    }
     assert doc[f"latency_ms[model=bert]@{FAST}"]["change_points"] == []
 
 
@@ -321,6 +331,56 @@ def test_errors_groups_the_variants_into_one_pattern(db):
     assert missing["count"] == 4
     text = dtf("errors", "--db", db, "--window", "7d")
     assert text.returncode == 0 and "13 errors in the last 7d" in text.stdout
+
+
+# --- best -----------------------------------------------------------------------------
+
+
+def test_best_names_the_fastest_hardware_with_its_margin(db):
+    result = dtf("best", "latency_ms", "--db", db, "--by", "hardware", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["direction"], doc["unit"], doc["by"]) == ("lower", "ms", ["hardware"])
+    [ranking] = doc["rankings"]
+    assert ranking["fixed"] == {"model": "bert"}  # the dimension not ranked splits rankings
+    assert ranking["decided"] and ranking["best"] == {"hardware": FAST}
+    first, second = ranking["configurations"]
+    assert first["samples"] == second["samples"] == HISTORY * SAMPLES
+    # FAST is ~40 ms; SLOW is 100 ms for 20 runs and 120 for 10: median 100.
+    assert first["margin_pct"] == pytest.approx(60, abs=2)
+    assert first["margin_low"] <= first["margin_pct"] <= first["margin_high"]
+    assert first["verdict"] == "significant" and first["p_value"] < 1e-6
+    assert second["verdict"] is None
+    text = dtf("best", "latency_ms", "--db", db)
+    assert text.returncode == 0, text.stderr
+    assert f"best: hardware={FAST},model=bert" in text.stdout
+
+
+def test_best_maximize_overrides_the_recorded_direction(db):
+    result = dtf("best", "latency_ms", "--db", db, "--maximize", "--format", "json")
+    [ranking] = json.loads(result.stdout)["rankings"]
+    assert ranking["best"] == {"hardware": SLOW, "model": "bert"}
+
+
+def test_best_says_when_the_data_is_too_thin(db):
+    result = dtf("best", "latency_ms", "--db", db, "--min-samples", "1000")
+    assert result.returncode == 0, result.stderr
+    assert "too thin to decide: too few samples" in result.stdout
+    one = dtf("best", "throughput", "--db", db)
+    assert "too thin to decide: only one configuration was measured" in one.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope",), "no results of metric 'nope' (metrics: latency_ms, throughput)"),
+        (("latency_ms", "--by", "gpu"), "--by gpu: not a dimension of latency_ms"),
+        (("latency_ms", "--alpha", "2"), "--alpha must be between 0 and 1"),
+        (("latency_ms", "--since", "soon"), "--since must be a positive age"),
+    ],
+)
+def test_best_bad_input_is_one_line(db, args, message):
+    assert message in one_error_line(dtf("best", *args, "--db", db))
 
 
 # --- report ---------------------------------------------------------------------------

@@ -357,9 +357,7 @@ def test_a_revoked_key_is_refused_once_the_server_reloads(
     assert asyncio.run(_connects(url, keys / "submitter.nk"))  # the others still sign in
 
 
-def test_a_cluster_with_auth_runs_signed_and_reloads_every_node(
-    keys: Path, tmp_path: Path
-) -> None:
+def test_a_cluster_with_auth_runs_signed_and_reloads_every_node(keys: Path, tmp_path: Path) -> None:
     """`dtf server --cluster 3 --auth`: a run with a key per role passes on all three nodes,
     and a revoked key is refused by each of them after the reload."""
     proc = subprocess.Popen(

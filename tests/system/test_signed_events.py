@@ -262,6 +262,7 @@ def test_signed_is_verified_and_unsigned_is_ok_without_keys(tmp_path: Path) -> N
 
     server = start_server(store_dir=tmp_path / "js", durable=False)
     try:
+
         async def go() -> tuple[int, int]:
             store = await EventStore.connect(server.url)
             try:

@@ -103,7 +103,8 @@ def test_pct_change_is_none_when_the_before_mean_is_zero():
     before = np.tile([1.0, -1.0], 20)
     after = 5 + np.tile([0.1, -0.1], 10)
     [cp] = detect(np.concatenate([before, after]))
-    assert cp == ChangePoint(40, 0.0, 5.0, None, cp.p_value)
+    assert (cp.index, cp.before_mean, cp.after_mean) == (40, 0.0, 5.0)
+    assert (cp.pct_change, cp.pct_low, cp.pct_high) == (None, None, None)
 
 
 @pytest.mark.parametrize("values", [[], [1.0], [1.0, 2.0, 3.0], [4.0] * 3, [7.5] * 100])
