@@ -31,6 +31,7 @@ import numpy as np
 
 from projections.analytics.changepoint import ChangePoint
 from projections.analytics.detectors import DEFAULT_DETECTOR, DETECTORS
+from projections.analytics.tcpd_metrics import matches
 
 SEED = 20240615
 HISTORIES = 500
@@ -155,7 +156,7 @@ def score(cases: Sequence[History], detector: Detector) -> Score:
         changes = detector(case.values)
         seconds += time.perf_counter() - started
         by_index = {c.index: c for c in changes}
-        used = match(case.steps, sorted(by_index), MARGIN)
+        used = matches(case.steps, by_index, MARGIN)
         false_alarms += len(changes) - len(used)
         for at, size in zip(case.steps, case.sizes_pct, strict=True):
             if at not in used:
@@ -178,19 +179,6 @@ def score(cases: Sequence[History], detector: Detector) -> Score:
         false_alarms=false_alarms,
         seconds=seconds,
     )
-
-
-def match(truth: Sequence[int], predicted: Sequence[int], margin: int) -> dict[int, int]:
-    """Planted index -> the detected index matched to it, one-to-one, pairing as TCPDBench's
-    `true_positives` does (`projections.analytics.tcpd_metrics`)."""
-    unused = set(predicted)
-    pairs: dict[int, int] = {}
-    for tau in sorted(set(truth)):
-        close = sorted((abs(tau - x), x) for x in unused if abs(tau - x) <= margin)
-        if close:
-            pairs[tau] = close[0][1]
-            unused.remove(close[0][1])
-    return pairs
 
 
 def met(result: Score) -> bool:

@@ -116,12 +116,7 @@ def detect(
     x = validated_series(values)
     if model not in ("mean_or_linear", "linear", "mean"):
         raise ValueError(f"unknown model {model!r}")
-    if min_size < 3:
-        raise ValueError("min_size must be at least 3")
-    if penalty_scale < 0:
-        raise ValueError("penalty_scale must not be negative")
-    if not 0 < alpha <= 1:
-        raise ValueError("alpha must be in (0, 1]")
+    check_parameters(penalty_scale, min_size, alpha)
     n = len(x)
     if n < 2 * min_size:
         return []
@@ -132,6 +127,16 @@ def detect(
     cost = segment_cost(z, model)
     candidates = binary_segmentation(n, cost, penalty_scale * math.log(n), min_size)
     return [_describe(x, cost, bounds) for bounds in settled(x, cost, candidates, alpha, min_size)]
+
+
+def check_parameters(penalty_scale: float, min_size: int, alpha: float) -> None:
+    """ValueError unless the parameters every detector shares are in range."""
+    if min_size < 3:
+        raise ValueError("min_size must be at least 3")
+    if penalty_scale < 0:
+        raise ValueError("penalty_scale must not be negative")
+    if not 0 < alpha <= 1:
+        raise ValueError("alpha must be in (0, 1]")
 
 
 def validated_series(values: Sequence[float | None] | np.ndarray) -> np.ndarray:

@@ -57,6 +57,7 @@ from projections.analytics.changepoint import (
     ChangePoint,
     SegmentCost,
     binary_segmentation,
+    check_parameters,
     location_interval,
     segment_cost,
     settled,
@@ -90,12 +91,7 @@ def detect_steps(
     ValueError for missing (None/NaN) or infinite values, a non-1-D input or bad parameters.
     """
     x = validated_series(values)
-    if min_size < 3:
-        raise ValueError("min_size must be at least 3")
-    if penalty_scale < 0:
-        raise ValueError("penalty_scale must not be negative")
-    if not 0 < alpha <= 1:
-        raise ValueError("alpha must be in (0, 1]")
+    check_parameters(penalty_scale, min_size, alpha)
     if clip <= 0:
         raise ValueError("clip must be positive")
     n = len(x)

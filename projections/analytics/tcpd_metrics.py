@@ -19,22 +19,27 @@ def clean_predictions(predictions: Iterable[int], n_obs: int) -> list[int]:
     return sorted({int(x) for x in predictions if 1 <= x <= n_obs - 2})
 
 
-def true_positives(truth: Iterable[int], predictions: Iterable[int], margin: int = 5) -> set[int]:
-    """True points matched one-to-one with the closest unused prediction within `margin`.
+def matches(truth: Iterable[int], predictions: Iterable[int], margin: int = 5) -> dict[int, int]:
+    """Each true point matched one-to-one with the closest unused prediction within `margin`:
+    `{true point: its prediction}`.
 
     Truth is visited in ascending order and ties in distance go to the smaller prediction, which
     makes the matching deterministic (TCPDBench iterates a Python set of small ints, which is the
     same order in practice).
     """
     unused = set(predictions)
-    matched: set[int] = set()
+    pairs: dict[int, int] = {}
     for tau in sorted(set(truth)):
         close = sorted((abs(tau - x), x) for x in unused if abs(tau - x) <= margin)
-        if not close:
-            continue
-        matched.add(tau)
-        unused.remove(close[0][1])
-    return matched
+        if close:
+            pairs[tau] = close[0][1]
+            unused.remove(close[0][1])
+    return pairs
+
+
+def true_positives(truth: Iterable[int], predictions: Iterable[int], margin: int = 5) -> set[int]:
+    """The true points that a prediction within `margin` matches (`matches`)."""
+    return set(matches(truth, predictions, margin))
 
 
 def precision_recall(

@@ -24,9 +24,6 @@ class Writes:
         # (sql, parameters, name of the staged view and its columns, or "" and None)
         self._steps: list[tuple[str, list | None, str, dict[str, np.ndarray] | None]] = []
 
-    def __len__(self) -> int:
-        return len(self._steps)
-
     def insert(
         self, table: Table, rows: Sequence[tuple], *, replace: bool = False, on_conflict: str = ""
     ) -> None:
