@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dtf import __version__
-from dtf.cli import analysis_args
+from dtf.cli import analysis_args, ci_args
 from dtf.core import snapshot
 from dtf.core.scheduling import DEFAULT_STRATEGY, STRATEGIES
 from events import topology
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
 
     _add_run(sub)
+    ci_args.add_command(sub, add_run_options)
     _add_coordinator(sub)
     _add_worker(sub)
     _add_server(sub)
@@ -70,6 +71,11 @@ def _add_run(sub: Any) -> None:
         "2 interrupted/usage, 5 nothing collected. Arguments after "
         "'--' go to pytest (e.g. -- -k smoke -x).",
     )
+    add_run_options(run)
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    """The options of a run, shared by `dtf run` and `dtf ci`."""
     run.add_argument("paths", nargs="*", default=None, help="test files or directories")
     server_arg(run)
     run.add_argument("-n", "--workers", type=int, help="embedded workers (default: CPUs)")
@@ -133,6 +139,13 @@ def _add_run(sub: Any) -> None:
         help="list skips, xfails and xpasses in the short summary too, as pytest's -ra",
     )
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
+    run.add_argument(
+        "--quarantine-file",
+        type=Path,
+        metavar="FILE",
+        help="tests (node ids, paths or wildcards, one a line) that run but cannot fail the "
+        "run; adds to [tool.dtf] quarantine",
+    )
 
 
 def _count(text: str) -> int:

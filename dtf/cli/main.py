@@ -19,6 +19,7 @@ from rich.console import Console
 from dtf.cli.analysis_args import COMMANDS as ANALYSIS_COMMANDS
 from dtf.cli.args import build_parser
 from dtf.client.config import load_settings, server_url, servers
+from dtf.client.options import RunOptions
 from dtf.core import requirements
 from dtf.core.scheduling import strategy
 from dtf.errors import ConfigError, DtfError, StoreError
@@ -312,7 +313,35 @@ def _auth(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _run(args: argparse.Namespace, pytest_args: list[str], console: Console) -> int:
-    from dtf.client.run import RunClient, options_from
+    from dtf.client.run import RunClient
+
+    return await RunClient(_run_options(args, pytest_args), console).execute()
+
+
+async def _ci(args: argparse.Namespace, pytest_args: list[str], console: Console) -> int:
+    from dtf.ci.command import CiRequest, run_ci
+
+    request = CiRequest(
+        provider=args.provider,
+        output_dir=args.output_dir,
+        fail_on_regression=args.fail_on_regression,
+        baseline=args.baseline,
+        db=args.db,
+        threshold=args.threshold,
+        alpha=args.alpha,
+    )
+    opts = _run_options(args, pytest_args)
+    if args.analyze:
+        from dtf.ci.analyze import analyze
+
+        return await asyncio.to_thread(analyze, opts, console)
+    return await run_ci(opts, request, console, os.environ)
+
+
+def _run_options(args: argparse.Namespace, pytest_args: list[str]) -> RunOptions:
+    """The options of `dtf run` (and `dtf ci`): flags over `[tool.dtf]`, checked."""
+    from dtf.client.config import quarantine_patterns
+    from dtf.client.run import options_from
 
     try:
         req = requirements.parse(args.requires)
@@ -327,7 +356,7 @@ async def _run(args: argparse.Namespace, pytest_args: list[str], console: Consol
             raise ConfigError(f"--tag must be KEY=VALUE, got {tag!r}")
         tags[key] = value
     settings = load_settings(Path.cwd())
-    opts = options_from(
+    return options_from(
         settings,
         tags=tags,
         # No path given: none is passed on, so pytest uses the project's testpaths as it would.
@@ -349,8 +378,8 @@ async def _run(args: argparse.Namespace, pytest_args: list[str], console: Consol
         slowest=args.durations,
         verbose=args.verbose,
         progress=not args.no_progress,
+        quarantine=quarantine_patterns(settings, args.quarantine_file),
     )
-    return await RunClient(opts, console).execute()
 
 
 # Off a terminal, tables of the inspection and analysis commands get this width unless
@@ -410,6 +439,7 @@ Handler = Callable[[argparse.Namespace, list[str], Console], int]
 # Each command's handler: (parsed arguments, the arguments after `--`, the console) -> exit code.
 COMMANDS: dict[str, Handler] = {
     "run": lambda args, pytest_args, console: asyncio.run(_run(args, pytest_args, console)),
+    "ci": lambda args, pytest_args, console: asyncio.run(_ci(args, pytest_args, console)),
     "coordinator": lambda args, _, __: asyncio.run(_coordinator(args)),
     "worker": lambda args, _, __: asyncio.run(_worker(args)),
     "server": lambda args, _, __: _server(args),
@@ -470,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    default = 80 if args.cmd == "run" else TABLE_WIDTH  # `dtf run` reads as pytest does
+    default = 80 if args.cmd in ("run", "ci") else TABLE_WIDTH  # `dtf run` reads as pytest does
     width = console_width(os.environ, sys.stdout.isatty(), default)
     # soft_wrap: a long line is one line, as pytest writes it (and as logs are grepped),
     # never broken at the console's width; tables and rules still fit the width.

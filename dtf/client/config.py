@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from dtf.client.options import check_option, setting_source
+from dtf.core import quarantine
 from dtf.errors import ConfigError
 from dtf.worker.interpreter import resolve
 
@@ -31,6 +32,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     python: str = ""  # the project's interpreter (default: dtf's own)
     creds: str = ""  # the key file this machine connects with (`dtf auth`)
     tls_ca: str = ""  # the CA certificate that signed the servers' (tls:// URLs)
+    # Tests that run but cannot fail the build (`dtf.core.quarantine`), listed here or in a
+    # file of one pattern a line.
+    quarantine: list[str] = []
+    quarantine_file: str = ""
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -56,7 +61,11 @@ def load_settings(start: Path) -> Settings:
         raise ConfigError(f"bad [tool.dtf] in {path}: {exc}") from None
     for f in msgspec.structs.fields(Settings):
         check_option(f.name, getattr(settings, f.name), setting_source(f.encode_name, path))
-    for key in ("creds", "tls_ca"):  # relative to the pyproject.toml that names them
+    for key in (
+        "creds",
+        "tls_ca",
+        "quarantine_file",
+    ):  # relative to the pyproject.toml that names them
         if getattr(settings, key):
             where = str(path.parent / getattr(settings, key))
             settings = msgspec.structs.replace(settings, **{key: where})
@@ -87,6 +96,21 @@ def tls_ca_path(cli: str | None, settings: Settings) -> Path | None:
     """The CA certificate to verify tls:// servers with, or None for the system's."""
     path = cli or os.environ.get("DTF_TLS_CA") or settings.tls_ca or None
     return Path(path).expanduser() if path else None
+
+
+def quarantine_patterns(settings: Settings, cli_file: Path | None = None) -> list[str]:
+    """The quarantine: `[tool.dtf] quarantine`, then the patterns of `quarantine-file` and of
+    `--quarantine-file`; a file that cannot be read is one ConfigError."""
+    patterns = list(settings.quarantine)
+    for path in (Path(settings.quarantine_file) if settings.quarantine_file else None, cli_file):
+        if path is None:
+            continue
+        try:
+            patterns += quarantine.parse_file(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(f"cannot read the quarantine file {path}: {reason}") from None
+    return patterns
 
 
 def servers(url: str) -> list[str]:

@@ -47,9 +47,11 @@ class RunOptions:
     slowest: int | None = None  # dtf's --durations; None: pytest's own, if any
     verbose: bool = False
     progress: bool = True
+    plain_progress: float | None = None  # off a terminal, a progress line every N seconds
     labels: list[str] = field(default_factory=list)
     python: str | None = None  # the project's interpreter (None: dtf's own)
     tags: dict[str, str] = field(default_factory=dict)
+    quarantine: list[str] = field(default_factory=list)  # patterns (`dtf.core.quarantine`)
     root: Path = field(default_factory=Path.cwd)
 
 
@@ -108,6 +110,7 @@ RULES: dict[str, Rule] = {
     "commands": Rule("--command", "valid UTF-8 text", _text, each=True),
     "tags": Rule("--tag", "valid UTF-8 text", _text, each=True),
     "labels": Rule("a label", "valid UTF-8 text", _text, each=True),
+    "quarantine": Rule("a quarantine pattern", "valid UTF-8 text", _text, each=True),
 }
 
 

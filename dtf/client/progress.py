@@ -4,11 +4,13 @@ The counts use the categories, words and colours of the final summary line ("4 f
 1 error"), counted the way the summary counts them.
 
 Drawn with rich only on a terminal; elsewhere (CI logs, pipes) it prints nothing while
-running, so logs hold the summary and not a thousand redraws.
+running, so logs hold the summary and not a thousand redraws, unless asked for plain lines
+(`dtf ci`): then one line every `plain_every` seconds and one at the end.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from rich.console import Console, Group
@@ -41,8 +43,22 @@ def task_outcomes(task: TaskState, *, count_cases: bool) -> Counter[str]:
 class RunProgress:
     """Owns the rich Live display; `update` runs after every event of the run."""
 
-    def __init__(self, console: Console, total: int, *, enabled: bool, count_cases: bool) -> None:
+    def __init__(
+        self,
+        console: Console,
+        total: int,
+        *,
+        enabled: bool,
+        count_cases: bool,
+        plain_every: float | None = None,
+    ) -> None:
         self.enabled = enabled and console.is_terminal
+        self.console = console
+        self.total = total
+        # Plain lines instead of the live display, when it is off for want of a terminal.
+        self.plain_every = plain_every if enabled and not console.is_terminal else None
+        self._last_line = time.monotonic()
+        self._started = self._last_line
         self.count_cases = count_cases
         # Counted from the View's task states, as the summary counts them: a retried attempt
         # or a speculative twin's result replaces what its task counted before.
@@ -116,6 +132,8 @@ class RunProgress:
         self._redraw(view, run_id)
 
     def _redraw(self, view: View, run_id: str) -> None:
+        if self.plain_every is not None:
+            self._plain_line(self.plain_every)
         if not self.enabled:
             return
         self.bar.update(self.task, completed=self.done)
@@ -127,6 +145,21 @@ class RunProgress:
             table.add_row(f"[cyan]{busy.worker_id}[/]", f"{busy.status}", f"{what}{more}")
         assert self.live is not None
         self.live.update(Group(self.bar, self.counts_line(), table))
+
+    def _plain_line(self, every: float) -> None:
+        now = time.monotonic()
+        if now - self._last_line < every and self.done < self.total:
+            return
+        if self.done >= self.total:
+            self.plain_every = None  # the last line is said once
+        self._last_line = now
+        counts = self.counts_line().plain or "no results yet"
+        noun = "tests" if self.count_cases else "commands"
+        self.console.print(
+            f"progress: {self.done}/{self.total} {noun}, {counts}, {now - self._started:.0f}s",
+            markup=False,
+            highlight=False,
+        )
 
     def counts_line(self) -> Text:
         """The counts so far, on their own line (they outgrow the bar's): "2 failed, 9 passed"."""

@@ -113,7 +113,7 @@ def write_junit_xml(
     root = ET.Element("testsuites", name=f"{suite_name} tests")
     root.append(suite)
     text = '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(root, encoding="unicode")
-    _write_atomically(path, text.encode("utf-8"))
+    write_atomically(path, text.encode("utf-8"))
 
 
 def _testcase(case: CaseResult) -> ET.Element:
@@ -244,7 +244,7 @@ def write_json(
         cases=entries,
         extra=dict(extra or {}),
     )
-    _write_atomically(path, msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
+    write_atomically(path, msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> RunReport:
@@ -255,7 +255,7 @@ def read_json(path: str | os.PathLike[str]) -> RunReport:
 # --- files ----------------------------------------------------------------------------
 
 
-def _write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace `path` with `data` in one step, creating its parent directories."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from dtf.client.progress import RunProgress
 from dtf.client.summary import collection_interrupted, render_summary
 from dtf.client.tasks import queued_tasks
 from dtf.coordinator.service import Coordinator
-from dtf.core import outcomes
+from dtf.core import outcomes, quarantine
 from dtf.core.envelope import new_event
 from dtf.core.scheduling import strategy
 from dtf.core.state import TaskState, View
@@ -97,6 +97,9 @@ class RunClient:
         self.unrunnable: list[CaseResult] = []
         self.coordinator: asyncio.Task | None = None
         self.interrupted = False
+        # The finished run's results, for a caller that reports on them (`dtf ci`).
+        self.cases: list[CaseResult] = []
+        self.seconds = 0.0
 
     def _check_paths(self) -> None:
         for path in self.opts.paths:
@@ -181,6 +184,7 @@ class RunClient:
     def _collection_problems(self, collection: Collection) -> int | None:
         """pytest's behaviour: collection errors interrupt (2), nothing collected is 5."""
         if collection.errors:
+            self.cases = [*collection.precollected, *collection.errors]
             render_summary(
                 self.console,
                 [*collection.precollected, *collection.errors],
@@ -247,7 +251,11 @@ class RunClient:
             f"({where})"
         )
         self.progress = RunProgress(
-            self.console, total, enabled=opts.progress, count_cases=collection is not None
+            self.console,
+            total,
+            enabled=opts.progress,
+            count_cases=collection is not None,
+            plain_every=opts.plain_progress,
         )
         follower = await store.follow(
             [run_subject(self.run_id), run_tasks(self.run_id)], self._on_record, from_seq=first_seq
@@ -316,8 +324,10 @@ class RunClient:
         cases = self.view.run_cases(self.run_id)
         if not is_pytest:
             cases = [self._command_case(t) for t in self.view.tasks_of(self.run_id)]
+        self.cases, self.seconds = cases, seconds
         counts = outcomes.count(cases)
-        code = outcomes.exit_code(cases)
+        forgiven = quarantine.forgiven(cases, self.opts.quarantine)
+        code = outcomes.exit_code(_excused(cases, forgiven))
         render_summary(
             self.console,
             cases,
@@ -327,6 +337,12 @@ class RunClient:
             pytest_args=[*self.opts.paths, *self.opts.pytest_args],
             root=self.opts.root,
         )
+        if forgiven:
+            self.console.print(
+                f"[yellow]quarantined: {len(forgiven)} failing test(s) did not fail the run: "
+                f"{', '.join(c.nodeid for c in forgiven[:5])}"
+                f"{' ...' if len(forgiven) > 5 else ''}[/]"
+            )
         if self.view.rejected:
             where = "" if self.cluster else f"; `dtf show run {self.run_id}` lists them"
             self.console.print(
@@ -360,6 +376,12 @@ class RunClient:
         if task.status == "completed" and task.cases:
             return msgspec.structs.replace(task.cases[0], nodeid=nodeid)
         return CaseResult(nodeid, "error", message=task.message or task.status)
+
+
+def _excused(cases: list[CaseResult], forgiven: list[CaseResult]) -> list[CaseResult]:
+    """The cases as the exit code judges them: a quarantined failure counts as expected."""
+    excused = {id(c) for c in forgiven}
+    return [msgspec.structs.replace(c, outcome="xfailed") if id(c) in excused else c for c in cases]
 
 
 def git_labels(root: Path) -> dict[str, str]:

@@ -26,6 +26,7 @@ th { background: #f6f8fa; }
 td { font-variant-numeric: tabular-nums; }
 .empty { color: #57606a; font-style: italic; }
 .charts svg { display: block; margin: 0.75rem 0; }
+pre { background: #f6f8fa; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem; }
 """
 
 
@@ -35,16 +36,21 @@ def render(report: Report) -> str:
     body.append("</ul>")
     for title, header, rows, empty in sections(report):
         body.append(f"<h2>{escape(title)}</h2>")
-        body.append(_table(header, rows) if rows else f'<p class="empty">{escape(empty)}</p>')
+        body.append(table(header, rows) if rows else f'<p class="empty">{escape(empty)}</p>')
     body += _comparison_charts(report)
     body += _history_charts(report.analyses)
+    return page("dtf report", body)
+
+
+def page(title: str, body: Sequence[str]) -> str:
+    """A whole self-contained XHTML document around `body` (lines of XHTML)."""
     return "\n".join(
         [
             "<!DOCTYPE html>",
             '<html xmlns="http://www.w3.org/1999/xhtml" lang="en">',
             "<head>",
             '<meta charset="utf-8"/>',
-            "<title>dtf report</title>",
+            f"<title>{escape(title)}</title>",
             f"<style>{STYLE}</style>",
             "</head>",
             "<body>",
@@ -56,7 +62,7 @@ def render(report: Report) -> str:
     )
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
     lines = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
     lines += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows]
