@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from dtf.ci import github, gitlab, summary
+from dtf.ci.analyze import undeclared
 from dtf.ci.providers import CiContext, detect
 from dtf.ci.result import CiResult, RegressionCheck
 from dtf.client.config import servers
@@ -106,8 +107,10 @@ async def run_ci(
         code,
         tuple(quarantine.forgiven(client.cases, opts.quarantine)),
         check,
+        tuple(undeclared(opts.root, client.collection.items)) if client.collection else (),
     )
-    for path in report(result, out, environ, console):
+    run_reports = [p for p in (opts.junit_xml, opts.json) if p is not None and p.exists()]
+    for path in [*run_reports, *report(result, out, environ, console)]:
         console.print(f"dtf ci: wrote {path}", markup=False)
     return code
 

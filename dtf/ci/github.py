@@ -91,6 +91,7 @@ def outputs(result: CiResult, output_dir: Path) -> dict[str, str]:
         "skipped": str(counts.get("skipped", 0)),
         "flaky": str(len(result.flaky)),
         "quarantined": str(len(result.quarantined)),
+        "undeclared-requirements": str(len(result.undeclared)),
     }
     if result.check is not None:
         found["regressions"] = str(len(result.check.regressions))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dtf.ci.analysis import Finding
 from dtf.ci.providers import CiContext
 from events.catalogue import CaseResult
 from projections.queries.regressions import MetricChange
@@ -34,6 +35,7 @@ class CiResult:
     exit_code: int
     quarantined: tuple[CaseResult, ...] = ()  # failures that did not fail the build
     check: RegressionCheck | None = None  # None: not asked for
+    undeclared: tuple[Finding, ...] = ()  # tests whose source hints at hardware not declared
 
     @property
     def failures(self) -> tuple[CaseResult, ...]:

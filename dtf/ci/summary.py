@@ -9,6 +9,7 @@ from xml.sax.saxutils import escape
 
 from dtf.ci.result import CiResult
 from dtf.core.outcomes import pytest_counts, summary_line
+from dtf.core.requirements import spec
 from events.catalogue import CaseResult
 from projections.reports import html, markdown
 from projections.reports.display import num, pct, pct_interval, short_commit
@@ -25,6 +26,7 @@ class Section:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     more: int = 0  # rows left out
+    elsewhere: str = "the JUnit report"  # where the rows left out are
 
 
 def headline(result: CiResult) -> str:
@@ -58,6 +60,8 @@ def sections(result: CiResult) -> list[Section]:
     chosen = [s for s in listed if s.rows]
     if result.check is not None:
         chosen.append(_regressions(result))
+    if result.undeclared:
+        chosen.append(_undeclared(result))
     timed = sorted((c for c in result.cases if c.duration), key=lambda c: -c.duration)
     if timed:
         rows = tuple((c.nodeid, f"{c.duration:.2f}s", c.outcome) for c in timed[:SLOWEST])
@@ -94,6 +98,14 @@ def _regressions(result: CiResult) -> Section:
     return Section(f"Regressions against {check.baseline}: {check.note}", header, rows)
 
 
+def _undeclared(result: CiResult) -> Section:
+    rows = tuple((f.test, spec(f.lacking), f.reasons()) for f in result.undeclared[:MAX_ROWS])
+    left = max(0, len(result.undeclared) - MAX_ROWS)
+    title = f"Hardware needs not declared: {len(result.undeclared)}"
+    header = ("test", "suggested dtf_requires", "why")
+    return Section(title, header, rows, left, "the output of dtf ci --analyze")
+
+
 def _first_line(text: str) -> str:
     line = next((s for s in text.splitlines() if s.strip()), "")
     return line if len(line) <= 200 else line[:199] + "…"
@@ -114,7 +126,7 @@ def render_markdown(result: CiResult) -> str:
         if section.rows:
             parts.append(markdown.table(section.header, section.rows))
         if section.more:
-            parts.append(f"\n_{section.more} more in the JUnit report_")
+            parts.append(f"\n_{section.more} more in {section.elsewhere}_")
         parts.append("")
     for case in result.failures[:MAX_FAILURE_DETAILS]:
         # A fence longer than any run of backticks in the text, so that it cannot end early.
@@ -149,7 +161,7 @@ def render_html(result: CiResult) -> str:
         if section.rows:
             body.append(html.table(section.header, section.rows))
         if section.more:
-            body.append(f'<p class="empty">{section.more} more in the JUnit report</p>')
+            body.append(f'<p class="empty">{section.more} more in {escape(section.elsewhere)}</p>')
     if result.failures:
         body.append("<h2>Failure details</h2>")
     for case in result.failures[:MAX_FAILURE_DETAILS]:
@@ -163,5 +175,5 @@ def render_text(result: CiResult) -> str:
         lines += ["", section.title]
         lines += ["  " + "  ".join(row) for row in section.rows]
         if section.more:
-            lines.append(f"  ... {section.more} more in the JUnit report")
+            lines.append(f"  ... {section.more} more in {section.elsewhere}")
     return "\n".join(lines) + "\n"

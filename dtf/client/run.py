@@ -100,6 +100,7 @@ class RunClient:
         # The finished run's results, for a caller that reports on them (`dtf ci`).
         self.cases: list[CaseResult] = []
         self.seconds = 0.0
+        self.collection: Collection | None = None  # None: a --command run, or not collected
 
     def _check_paths(self) -> None:
         for path in self.opts.paths:
@@ -150,6 +151,7 @@ class RunClient:
                     collection = await self._collect_in_sessions(sessions, args, python)
                 elif collecting is not None:
                     collection = await collecting
+                self.collection = collection
                 if collection is not None:
                     code = self._collection_problems(collection)
                     if code is not None:

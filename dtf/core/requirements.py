@@ -56,6 +56,16 @@ def parse(spec: str) -> Requirements:
     return Requirements(labels=tuple(labels), **fields)  # type: ignore[arg-type]
 
 
+def spec(req: Requirements) -> str:
+    """The `--requires` text of `req` (what `parse` reads back); "" for no requirements."""
+    parts = [
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+        for key in ("platform", "cpus", "memory_gb", "gpus", "gpu_vendor", "gpu_memory_gb")
+        if (value := getattr(req, key))
+    ]
+    return ",".join([*parts, *(f"label={label}" for label in req.labels)])
+
+
 def _amount(key: str, value: str) -> int | float:
     """A count (cpus, gpus) or a size in GB: finite and >= 0, or ValueError naming the key.
 
