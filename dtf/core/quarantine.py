@@ -21,7 +21,8 @@ def matches(nodeid: str, patterns: Iterable[str]) -> bool:
         # A node covers what is in it: a test its parametrisations, a file or class its
         # tests, a directory its files.
         inside = (pattern + "[", pattern + "::", pattern.rstrip("/") + "/")
-        if fnmatchcase(nodeid, pattern) or nodeid.startswith(inside):
+        # Equality first: a parametrised id's `[...]` would read as a wildcard set.
+        if nodeid == pattern or fnmatchcase(nodeid, pattern) or nodeid.startswith(inside):
             return True
     return False
 

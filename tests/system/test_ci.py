@@ -1,0 +1,321 @@
+"""`dtf ci` as each example pipeline runs it: the command line is read from the example file
+under `examples/ci/`, run by the real CLI with that provider's environment variables, and
+every file and annotation it writes is checked (GitHub's workflow commands line by line)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from tests.support.paths import TESTS
+
+EXAMPLES = TESTS.parent / "examples" / "ci"
+DTF = [sys.executable, "-m", "dtf"]
+
+SUITE = textwrap.dedent(
+    """\
+    from pathlib import Path
+
+    import pytest
+
+
+    def test_pass():
+        pass
+
+
+    def test_fail():
+        value = 41
+        assert value == 42, "the answer, please"
+
+
+    def test_flaky():
+        marker = Path(__file__).with_name("flaky.ran")
+        if not marker.exists():
+            marker.write_text("once")
+            raise AssertionError("fails the first time only")
+
+
+    def test_quarantined():
+        raise RuntimeError("known to break")
+
+
+    def test_on_gpu():
+        pytest.skip("needs " + "cuda")
+        device = "cuda:0"
+    """
+)
+FAIL_LINE = SUITE.splitlines().index('    assert value == 42, "the answer, please"') + 1
+PYPROJECT = textwrap.dedent(
+    """\
+    [tool.dtf]
+    quarantine = ["tests/test_suite.py::test_quarantined"]
+    """
+)
+# The CI variables each provider sets (their documented names), for a merge/pull request.
+PROVIDER_ENV = {
+    "github": {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "GITHUB_REF": "refs/pull/17/merge",
+        "GITHUB_HEAD_REF": "feature/fast",
+        "GITHUB_BASE_REF": "main",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/widgets",
+        "GITHUB_RUN_ID": "99",
+    },
+    "gitlab": {
+        "GITLAB_CI": "true",
+        "CI_COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "CI_COMMIT_REF_NAME": "feature/fast",
+        "CI_MERGE_REQUEST_IID": "17",
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        "CI_JOB_URL": "https://gitlab.example/acme/widgets/-/jobs/99",
+    },
+    "jenkins": {
+        "JENKINS_URL": "https://jenkins.example/",
+        "GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567",
+        "GIT_BRANCH": "origin/feature/fast",
+        "CHANGE_ID": "17",
+        "CHANGE_TARGET": "main",
+        "BUILD_URL": "https://jenkins.example/job/widgets/99/",
+    },
+}
+EXAMPLE_FILES = {
+    "github": EXAMPLES / "github" / "dtf.yml",
+    "gitlab": EXAMPLES / "gitlab" / ".gitlab-ci.yml",
+    "jenkins": EXAMPLES / "jenkins" / "Jenkinsfile",
+}
+# A workflow command: `::name key=value,key=value::message`.
+COMMAND = re.compile(r"^::(?P<kind>error|warning|notice)(?: (?P<props>[^:]*))?::(?P<msg>.*)$")
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any CI system's variables (the suite may itself
+    run under one), plus `extra`."""
+    ci_vars = {name for env in PROVIDER_ENV.values() for name in env}
+    ci_vars |= {"GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "DTF_SERVER", "DTF_CREDS", "CI"}
+    env = {k: v for k, v in os.environ.items() if k not in ci_vars}
+    return {**env, "COLUMNS": "80", **extra}
+
+
+def example_command(provider: str) -> list[str]:
+    """The `dtf ci ...` arguments of the provider's example pipeline, as its shell splits them."""
+    text = EXAMPLE_FILES[provider].read_text()
+    lines = [m[1] for m in re.finditer(r"(?:^|[\s/'])dtf (ci [^'\n]*)", text)]
+    assert len(lines) == 1, f"{EXAMPLE_FILES[provider]} should run dtf ci once: {lines}"
+    return shlex.split(lines[0])
+
+
+@pytest.fixture
+def ci_project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    (root / "tests").mkdir(parents=True)
+    (root / "tests" / "test_suite.py").write_text(SUITE)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    return root
+
+
+def run_example(provider: str, root: Path, extra: dict[str, str] | None = None):
+    env = clean_env({**PROVIDER_ENV[provider], **(extra or {})})
+    done = subprocess.run(
+        [*DTF, *example_command(provider), "--workers", "2"],
+        cwd=root,
+        capture_output=True,
+        timeout=240,
+        env=env,
+    )
+    # Decoded by hand: text mode would turn GitLab's section markers' CR into LF.
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+def parse_command(line: str) -> tuple[str, dict[str, str], str]:
+    """A workflow command's kind, properties and message, unescaped as the runner does."""
+    found = COMMAND.match(line)
+    assert found, f"not a workflow command: {line!r}"
+    props = {}
+    for pair in filter(None, (found["props"] or "").split(",")):
+        key, sep, value = pair.partition("=")
+        assert sep and re.fullmatch(r"[a-z]+", key), f"bad property {pair!r} in {line!r}"
+        assert not re.search(r"[:,\r\n]", value), f"unescaped property {value!r}"
+        props[key] = unquote(value)
+    assert "\n" not in found["msg"] and "\r" not in found["msg"]
+    return found["kind"], props, unquote(found["msg"])
+
+
+def check_common_reports(out: Path) -> None:
+    """The reports every provider gets, with the suite's five tests in them."""
+    cases = {
+        case.get("name"): case for case in ET.parse(out / "junit.xml").getroot().iter("testcase")
+    }
+    assert set(cases) == {"test_pass", "test_fail", "test_flaky", "test_quarantined", "test_on_gpu"}
+    assert cases["test_fail"].find("failure") is not None
+    assert cases["test_on_gpu"].find("skipped") is not None
+    report = json.loads((out / "report.json").read_text())
+    assert report, "report.json is empty"
+    markdown = (out / "summary.md").read_text()
+    assert markdown.startswith("## ❌ dtf: failed (exit code 1): 2 failed, 2 passed, 1 skipped")
+    for title in (
+        "### Failures: 1",
+        "### Flaky (passed after reruns): 1",
+        "### Quarantined failures (did not fail the build): 1",
+        "### Hardware needs not declared: 1",
+    ):
+        assert title in markdown
+    assert "| tests/test_suite.py::test_on_gpu | gpus=1 |" in markdown
+    assert "the answer, please" in markdown
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "tests/test_suite.py::test_fail" in page
+    text = (out / "summary.txt").read_text()
+    assert text.startswith("dtf: failed (exit code 1)")
+    assert "branch feature/fast" in text and "request #17 into main" in text
+
+
+def test_github_example(ci_project: Path, tmp_path: Path) -> None:
+    summary, outputs = tmp_path / "step_summary.md", tmp_path / "output.txt"
+    summary.write_text("earlier step\n")
+    done = run_example(
+        "github",
+        ci_project,
+        {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs)},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = ci_project / "dtf-reports"
+    check_common_reports(out)
+    assert "dtf ci: github build: commit 0123456789ab" in done.stdout
+
+    commands = [parse_command(line) for line in done.stdout.splitlines() if line.startswith("::")]
+    assert [(kind, props.get("title")) for kind, props, _ in commands] == [
+        ("error", "tests/test_suite.py::test_fail failed"),
+        ("warning", "flaky test"),
+        ("warning", "quarantined test failed"),
+    ]
+    _, props, message = commands[0]
+    assert props == {
+        "file": "tests/test_suite.py",
+        "line": str(FAIL_LINE),
+        "title": "tests/test_suite.py::test_fail failed",
+    }
+    assert "AssertionError: the answer, please" in message and "\n" in message
+    _, flaky, flaky_message = commands[1]
+    assert flaky == {"file": "tests/test_suite.py", "title": "flaky test"}
+    assert flaky_message == "tests/test_suite.py::test_flaky passed after 1 failed run(s)"
+    _, quarantined, _ = commands[2]
+    assert quarantined["file"] == "tests/test_suite.py" and "line" in quarantined
+
+    # The step summary: what was there, then this run's Markdown, as summary.md holds it.
+    assert summary.read_text() == "earlier step\n" + (out / "summary.md").read_text() + "\n"
+    values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert values == {
+        "exit-code": "1",
+        "run-id": values["run-id"],
+        "report-dir": "dtf-reports",
+        "tests": "5",
+        "passed": "2",
+        "failed": "2",  # pytest's count; the quarantined one does not fail the build
+        "errors": "0",
+        "skipped": "1",
+        "flaky": "1",
+        "quarantined": "1",
+        "undeclared-requirements": "1",
+    }
+    assert values["run-id"] and not (out / "gl-code-quality-report.json").exists()
+
+
+def test_gitlab_example(ci_project: Path) -> None:
+    done = run_example("gitlab", ci_project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = ci_project / "dtf-reports"
+    check_common_reports(out)
+    starts = re.findall(
+        r"\x1b\[0Ksection_start:\d+:(\w+)(\[collapsed=true\])?\r\x1b\[0K", done.stdout
+    )
+    ends = re.findall(r"\x1b\[0Ksection_end:\d+:(\w+)\r\x1b\[0K", done.stdout)
+    assert starts == [("dtf_run", ""), ("dtf_summary", "[collapsed=true]")]
+    assert ends == ["dtf_run", "dtf_summary"]
+    assert not any(line.startswith("::") for line in done.stdout.splitlines())
+    issues = json.loads((out / "gl-code-quality-report.json").read_text())
+    assert len(issues) == 1  # the quarantined failure is not one: it cannot fail the build
+    (issue,) = issues
+    assert issue["check_name"] == "dtf-test-failed" and issue["severity"] == "major"
+    assert issue["location"] == {"path": "tests/test_suite.py", "lines": {"begin": FAIL_LINE}}
+    assert issue["description"].startswith("tests/test_suite.py::test_fail failed: ")
+    assert re.fullmatch(r"[0-9a-f]{32}", issue["fingerprint"])
+
+
+def test_jenkins_example(ci_project: Path) -> None:
+    done = run_example("jenkins", ci_project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = ci_project / "dtf-reports"
+    check_common_reports(out)
+    # The plain summary goes to the console log too, as written to summary.txt.
+    assert (out / "summary.txt").read_text() in done.stdout
+    assert "job https://jenkins.example/job/widgets/99/" in done.stdout
+    assert not (out / "gl-code-quality-report.json").exists()
+
+
+def test_passing_build_exits_0_and_says_so(ci_project: Path) -> None:
+    (ci_project / "tests" / "test_suite.py").write_text("def test_ok():\n    pass\n")
+    done = run_example("jenkins", ci_project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        (ci_project / "dtf-reports" / "summary.txt")
+        .read_text()
+        .startswith("dtf: passed: 1 passed in ")
+    )
+
+
+def test_analyze_prints_the_table_without_running(ci_project: Path) -> None:
+    done = subprocess.run(
+        [*DTF, "ci", "--analyze", "tests"],
+        cwd=ci_project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env({}),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tests/test_suite.py" in done.stdout
+    row = next(line for line in done.stdout.splitlines() if line.startswith("test_on_gpu"))
+    assert row.split()[1:4] == ["-", "gpus=1", "missing"]
+    assert "analysed 5 test(s): 1 with hardware needs, 1 not declared" in done.stdout
+    assert not (ci_project / "tests" / "flaky.ran").exists()  # nothing ran
+    assert not (ci_project / "dtf-reports").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--provider", "travis"], "invalid choice: 'travis'"),
+        (["--fail-on-regression"], "--fail-on-regression and --baseline compare"),
+        (["--alpha", "2"], "--alpha must be between 0 and 1"),
+    ],
+)
+def test_bad_options_give_one_line(ci_project: Path, args: list[str], expected: str) -> None:
+    done = subprocess.run(
+        [*DTF, "ci", *args, "tests"],
+        cwd=ci_project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env({}),
+    )
+    assert done.returncode == 2
+    # One line, or argparse's usage and then its one line.
+    last = done.stderr.strip().splitlines()[-1]
+    assert expected in last and (
+        len(done.stderr.strip().splitlines()) == 1 or "usage:" in done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert not (ci_project / "tests" / "flaky.ran").exists()
