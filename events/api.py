@@ -32,3 +32,12 @@ class Heartbeat(msgspec.Struct, frozen=True):
     memory: float = -1.0
     gpu: float = -1.0
     server: str = ""  # host:port of the NATS server the worker is connected to
+
+
+class CoverageUpload(msgspec.Struct, frozen=True):
+    """A pytest session's coverage data as its worker ships it (object store, dtf_coverage):
+    the coverage.py data file, and the directory its paths are under (the worker's checkout),
+    which the client maps onto its own tree."""
+
+    root: str
+    data: bytes

@@ -161,6 +161,9 @@ class TaskQueued(OfTask, frozen=True, tag="task.queued"):
     max_attempts: int = 3  # attempts for infrastructure errors and timeouts
     reruns: int = 0  # reruns of a failing test inside one attempt (flaky detection)
     pinned: str = ""  # only this worker may run it (health checks)
+    # Measure coverage (`dtf run --cov`): the sources to measure, ("",) for coverage.py's
+    # default (everything but the standard library and installed packages); () for off.
+    coverage: tuple[str, ...] = ()
 
 
 class TaskAssigned(OfTask, frozen=True, tag="task.assigned"):
@@ -195,6 +198,7 @@ class TaskCompleted(OfTask, frozen=True, tag="task.completed"):
     metrics: dict[str, float] = {}  # name -> value, the short form of `results`
     exit_code: int = 0
     results: tuple[Metric, ...] = ()
+    coverage_key: str = ""  # the session's coverage data so far (dtf_coverage object store)
 
 
 class TaskFailed(OfTask, frozen=True, tag="task.failed"):
@@ -209,6 +213,7 @@ class TaskFailed(OfTask, frozen=True, tag="task.failed"):
     message: str = ""
     cases: tuple[CaseResult, ...] = ()
     term: int = 0
+    coverage_key: str = ""  # as TaskCompleted's: what ran before the failure was measured
 
 
 class TaskRetryScheduled(OfTask, frozen=True, tag="task.retry_scheduled"):

@@ -20,6 +20,9 @@ CHECKPOINTS_BUCKET = "dtf_checkpoints"
 # Snapshots of the coordinators' folded state (`dtf.core.snapshot`), an object store holding
 # one object, replaced by the leader as the stream grows; only coordinators write it.
 SNAPSHOTS_BUCKET = "dtf_snapshots"
+# Coverage data of `--cov` runs (`dtf.worker.coverage`): one object per pytest session, written
+# by its worker after each task, read by the client that combines them; kept as long as bundles.
+COVERAGE_BUCKET = "dtf_coverage"
 SNAPSHOT_KEY = "coordinator-view"
 # The public keys events are signed with (`dtf.nats.signing`): written by `dtf server --auth`
 # only, read by every verifier; kept forever, revoked keys included (history must still verify).

@@ -82,6 +82,7 @@ async def run_ci(
         junit_xml=opts.junit_xml or out / "junit.xml",
         json=opts.json or out / "report.json",
         plain_progress=PLAIN_PROGRESS_S,
+        coverage_reports=opts.coverage_reports or _coverage_reports(opts, out),
     )
     if context.provider != "none":
         console.print(f"dtf ci: {context.provider} build: {_described(context)}", markup=False)
@@ -108,11 +109,20 @@ async def run_ci(
         tuple(quarantine.forgiven(client.cases, opts.quarantine)),
         check,
         tuple(undeclared(opts.root, client.collection.items)) if client.collection else (),
+        client.coverage_total,
     )
     run_reports = [p for p in (opts.junit_xml, opts.json) if p is not None and p.exists()]
     for path in [*run_reports, *report(result, out, environ, console)]:
         console.print(f"dtf ci: wrote {path}", markup=False)
     return code
+
+
+def _coverage_reports(opts: RunOptions, out: Path) -> list[str]:
+    """`--cov` in CI: the table in the log, Cobertura XML (what GitLab, Jenkins and most
+    services read) and the HTML pages, in the output directory."""
+    if opts.coverage is None:
+        return []
+    return ["term", f"xml:{out / 'coverage.xml'}", f"html:{out / 'htmlcov'}"]
 
 
 def _described(context: CiContext) -> str:

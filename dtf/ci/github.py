@@ -95,6 +95,8 @@ def outputs(result: CiResult, output_dir: Path) -> dict[str, str]:
     }
     if result.check is not None:
         found["regressions"] = str(len(result.check.regressions))
+    if result.coverage is not None:
+        found["coverage"] = f"{result.coverage:.1f}"
     return found
 
 

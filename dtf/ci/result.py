@@ -36,6 +36,7 @@ class CiResult:
     quarantined: tuple[CaseResult, ...] = ()  # failures that did not fail the build
     check: RegressionCheck | None = None  # None: not asked for
     undeclared: tuple[Finding, ...] = ()  # tests whose source hints at hardware not declared
+    coverage: float | None = None  # `--cov`: the combined percentage
 
     @property
     def failures(self) -> tuple[CaseResult, ...]:

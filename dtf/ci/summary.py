@@ -47,6 +47,8 @@ def facts(result: CiResult) -> list[str]:
         found.append(f"request #{ctx.change}" + (f" into {ctx.target}" if ctx.target else ""))
     if ctx.job_url:
         found.append(f"job {ctx.job_url}")
+    if result.coverage is not None:
+        found.append(f"coverage {result.coverage:.1f}%")
     return found
 
 

@@ -146,6 +146,21 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         help="tests (node ids, paths or wildcards, one a line) that run but cannot fail the "
         "run; adds to [tool.dtf] quarantine",
     )
+    run.add_argument(
+        "--cov",
+        action="append",
+        nargs="?",
+        const="",
+        metavar="SOURCE",
+        help="measure coverage on every worker (coverage.py; repeatable: a package or path "
+        "each, none for coverage.py's default) and report it combined here, as pytest --cov",
+    )
+    run.add_argument(
+        "--cov-report",
+        action="append",
+        metavar="TYPE",
+        help="term (default), term-missing, xml[:PATH], html[:DIR] or json[:PATH]; repeatable",
+    )
 
 
 def _count(text: str) -> int:

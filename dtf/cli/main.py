@@ -341,6 +341,7 @@ async def _ci(args: argparse.Namespace, pytest_args: list[str], console: Console
 def _run_options(args: argparse.Namespace, pytest_args: list[str]) -> RunOptions:
     """The options of `dtf run` (and `dtf ci`): flags over `[tool.dtf]`, checked."""
     from dtf.client.config import quarantine_patterns
+    from dtf.client.coverage import parse_reports
     from dtf.client.run import options_from
 
     try:
@@ -349,6 +350,11 @@ def _run_options(args: argparse.Namespace, pytest_args: list[str]) -> RunOptions
         raise ConfigError(f"--requires: {exc}") from None
     if args.command and (args.paths or pytest_args):
         raise ConfigError("give test paths or --command, not both")
+    if args.cov_report and args.cov is None:
+        raise ConfigError("--cov-report needs --cov")
+    if args.cov is not None and args.command:
+        raise ConfigError("--cov measures pytest runs, not --command")
+    parse_reports(args.cov_report or [])  # a bad one is refused before anything starts
     tags = {}
     for tag in args.tag:
         key, sep, value = tag.partition("=")
@@ -379,6 +385,8 @@ def _run_options(args: argparse.Namespace, pytest_args: list[str]) -> RunOptions
         verbose=args.verbose,
         progress=not args.no_progress,
         quarantine=quarantine_patterns(settings, args.quarantine_file),
+        coverage=args.cov,
+        coverage_reports=args.cov_report,
     )
 
 

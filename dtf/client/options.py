@@ -52,6 +52,9 @@ class RunOptions:
     python: str | None = None  # the project's interpreter (None: dtf's own)
     tags: dict[str, str] = field(default_factory=dict)
     quarantine: list[str] = field(default_factory=list)  # patterns (`dtf.core.quarantine`)
+    # `--cov`: the sources to measure ("" for coverage.py's default); None: no coverage.
+    coverage: list[str] | None = None
+    coverage_reports: list[str] = field(default_factory=list)  # `--cov-report`; none: term
     root: Path = field(default_factory=Path.cwd)
 
 
@@ -111,6 +114,8 @@ RULES: dict[str, Rule] = {
     "tags": Rule("--tag", "valid UTF-8 text", _text, each=True),
     "labels": Rule("a label", "valid UTF-8 text", _text, each=True),
     "quarantine": Rule("a quarantine pattern", "valid UTF-8 text", _text, each=True),
+    "coverage": Rule("--cov", "valid UTF-8 text", _text, each=True),
+    "coverage_reports": Rule("--cov-report", "valid UTF-8 text", _text, each=True),
 }
 
 

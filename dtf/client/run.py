@@ -23,6 +23,7 @@ from rich.console import Console
 from dtf.bundle import upload
 from dtf.client import reports
 from dtf.client.config import Settings, server_url, servers
+from dtf.client.coverage import combine_and_report, parse_reports
 from dtf.client.embedded import (
     EmbeddedCluster,
     first_collection,
@@ -51,6 +52,8 @@ from events.catalogue import (
     RunCancelRequested,
     RunFinished,
     RunSubmitted,
+    TaskCompleted,
+    TaskFailed,
 )
 from events.subjects import run_progress, run_subject, run_tasks
 
@@ -101,6 +104,8 @@ class RunClient:
         self.cases: list[CaseResult] = []
         self.seconds = 0.0
         self.collection: Collection | None = None  # None: a --command run, or not collected
+        self.coverage_keys: set[str] = set()  # the sessions' coverage data, named by results
+        self.coverage_total: float | None = None  # --cov: the combined percentage
 
     def _check_paths(self) -> None:
         for path in self.opts.paths:
@@ -116,9 +121,10 @@ class RunClient:
         python = opts.python or sys.executable
         sessions: list[PytestSession] = []
         collecting = None
-        if opts.server is None and not opts.commands:
+        if opts.server is None and not opts.commands and opts.coverage is None:
             # The embedded workers' pytest children start before anything else: they collect
-            # the suite anyway, and the first to finish gives the run its collection.
+            # the suite anyway, and the first to finish gives the run its collection. (Not
+            # for --cov: a measuring child is started for its run, measuring from its start.)
             sessions = start_sessions(workers, opts.root, args, python)
         elif not opts.commands:
             collecting = asyncio.ensure_future(
@@ -271,7 +277,13 @@ class RunClient:
             await notes.stop()
             await follower.stop()
         seconds = time.monotonic() - started
-        return self._finish(seconds, collection is not None)
+        code = self._finish(seconds, collection is not None)
+        if opts.coverage is not None:
+            reports = parse_reports(opts.coverage_reports or ["term"])
+            self.coverage_total = await combine_and_report(
+                store, self.coverage_keys, opts.root, opts.coverage, reports, self.console
+            )
+        return code
 
     def _on_progress(self, _subject: str, data: bytes) -> None:
         """A worker's note of one test's result: moves the live display, decides nothing."""
@@ -286,6 +298,8 @@ class RunClient:
         if not self.view.fold(rec):
             return
         assert isinstance(rec, Recorded)
+        if isinstance(rec.event, TaskCompleted | TaskFailed) and rec.event.coverage_key:
+            self.coverage_keys.add(rec.event.coverage_key)
         if self.progress is not None:
             self.progress.update(self.view, self.run_id, rec.event)
         if isinstance(rec.event, RunFinished):

@@ -44,6 +44,8 @@ def queued_tasks(
         "max_attempts": opts.max_attempts,
         "reruns": opts.reruns,
         "bundle": bundle,
+        # `--cov` alone measures coverage.py's default: ("",).
+        "coverage": tuple(opts.coverage or [""]) if opts.coverage is not None else (),
     }
 
     def queued(n: int, **fields) -> TaskQueued:

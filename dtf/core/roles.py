@@ -74,6 +74,7 @@ _READ = (
     *_read_stream(EVENTS),
     *_read_stream(LOGS),
     *_read_stream(_objects(topology.BUNDLES_BUCKET)),
+    *_read_stream(_objects(topology.COVERAGE_BUCKET)),
 )
 
 
@@ -149,6 +150,8 @@ def permissions(role: str, name: str) -> Permissions:
                 ),
                 f"$KV.{topology.HEARTBEATS_BUCKET}.{name}",
                 f"$O.{checkpoints}.>",
+                *_read_stream(_objects(topology.COVERAGE_BUCKET)),
+                f"$O.{topology.COVERAGE_BUCKET}.>",
                 "dtf.log.>",
                 "dtf.progress.>",
             ),

@@ -217,8 +217,9 @@ class EventStore:
     async def ensure_topology(self, within: float = 30.0, *, with_leases: bool = False) -> None:
         """Create the streams and buckets that do not exist yet (idempotent).
 
-        `with_leases` creates the lease, snapshot and checkpoint buckets too, which otherwise
-        the first coordinator and worker create: on a server with authorization only admin may.
+        `with_leases` creates the lease, snapshot, checkpoint and coverage buckets too, which
+        otherwise the first coordinator and worker create: on a server with authorization only
+        admin may.
 
         A cluster that just started may still be electing its JetStream leader and refuse;
         that is retried until `within` seconds have passed.
@@ -231,6 +232,7 @@ class EventStore:
                 if with_leases:
                     await leader_bucket(self.js, replicas=self.replicas)
                     await self.objects(topology.CHECKPOINTS_BUCKET).ensure()
+                    await self.objects(topology.COVERAGE_BUCKET).ensure()
                     await self.snapshots().ensure()
                 return
             except (nats.errors.Error, TimeoutError) as exc:
@@ -638,7 +640,7 @@ class EventStore:
             raise self.denials.explain(exc, "heartbeat bucket unavailable") from None
 
     def objects(self, bucket: str, ttl_s: float = topology.BUNDLES_TTL_S) -> ObjectBucket:
-        """An object-store bucket (created on first use): bundles, checkpoints."""
+        """An object-store bucket (created on first use): bundles, checkpoints, coverage."""
         return ObjectBucket(self.js, bucket, ttl_s, self.replicas, self.denials)
 
     def bundles(self) -> ObjectBucket:

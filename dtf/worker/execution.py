@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -28,6 +30,7 @@ from dtf.nats.store import EventStore
 from dtf.runner.pytest_session import PytestSession
 from dtf.worker.checkpoint import Checkpoints
 from dtf.worker.command import run_command
+from dtf.worker.coverage import SessionCoverage
 from dtf.worker.interpreter import Interpreter
 from events.catalogue import (
     AnyEvent,
@@ -52,7 +55,10 @@ HEALTH_CHECK = "import pytest, tempfile; tempfile.TemporaryFile().write(b'dtf he
 class Slot:
     index: int
     session: PytestSession | None = None
-    session_key: tuple[str, tuple[str, ...]] = ("", ())
+    # (bundle or directory, pytest args, the run when it measures coverage): what a session
+    # may be reused for. A measuring session serves one run, whose imports it measured.
+    session_key: tuple[str, tuple[str, ...], str] = ("", (), "")
+    coverage: SessionCoverage | None = None  # the session's, when it measures coverage
     task_id: str = ""
     attempt: int = 0
     last_seq: int = 0  # sequence of this attempt's latest event: the guard for the next one
@@ -83,12 +89,18 @@ class Executor:
         self.checkpoints = Checkpoints(store)
         self.append_guarded = append_guarded
         self.publish = publish
+        self._serials = itertools.count(1)  # of the coverage-measuring sessions started
 
     def _event(self, cls: type, **fields) -> AnyEvent:
         return new_event(cls, self.id, **fields)
 
     def failed(
-        self, spec: TaskQueued, category: str, message: str, cases: tuple[CaseResult, ...] = ()
+        self,
+        spec: TaskQueued,
+        category: str,
+        message: str,
+        cases: tuple[CaseResult, ...] = (),
+        coverage_key: str = "",
     ) -> AnyEvent:
         return self._event(
             TaskFailed,
@@ -97,6 +109,7 @@ class Executor:
             category=category,
             message=message,
             cases=cases,
+            coverage_key=coverage_key,
         )
 
     async def execute(self, slot: Slot, spec: TaskQueued) -> AnyEvent:
@@ -137,15 +150,15 @@ class Executor:
         await asyncio.wait({runner, cancel}, return_when=asyncio.FIRST_COMPLETED)
         cancel.cancel()
         if not runner.done():  # cancelled: the process goes, the coordinator already decided
-            await session.close()
-            slot.session = None
+            await self.release(slot)
             runner.cancel()
             return self.failed(spec, "cancelled", "cancelled")
         res = runner.result()
         if res.category is None and spec.reruns:
             res = await self._rerun_failures(session, spec, res)
+        coverage_key = await slot.coverage.ship(self.store) if slot.coverage else ""
         if res.category is not None:
-            return self.failed(spec, res.category, res.message, res.cases)
+            return self.failed(spec, res.category, res.message, res.cases, coverage_key)
         failed = any(c.outcome in ("failed", "error") for c in res.cases)
         return self._event(
             TaskCompleted,
@@ -153,6 +166,7 @@ class Executor:
             worker_id=self.id,
             outcome="failed" if failed else "passed",
             cases=res.cases,
+            coverage_key=coverage_key,
         )
 
     async def _run_with_checkpoints(self, slot: Slot, spec: TaskQueued, workdir: Path):
@@ -218,19 +232,36 @@ class Executor:
 
     async def _session(self, slot: Slot, workdir: Path, spec: TaskQueued) -> PytestSession:
         """The slot's persistent pytest process for this bundle and these arguments."""
-        key = (spec.bundle or str(workdir), spec.args)
+        key = (spec.bundle or str(workdir), spec.args, spec.run_id if spec.coverage else "")
         if slot.session is not None and slot.session_key != key:
-            await slot.session.close()
-            slot.session = None
+            await self.release(slot)
         if slot.session is None:
+            env = None
+            if spec.coverage:
+                serial = next(self._serials)
+                slot.coverage = SessionCoverage(
+                    f"{spec.run_id}/{self.id}/{slot.index}/{serial}", workdir, spec.coverage
+                )
+                env = {**os.environ, **slot.coverage.env()}
             slot.session = PytestSession(
                 workdir,
                 list(spec.args),
                 python=self.interpreter.path,
+                env=env,
                 on_output=lambda data: self._log(slot, data),
             )
             slot.session_key = key
         return slot.session
+
+    async def release(self, slot: Slot, *, kill: bool = False) -> None:
+        """End the slot's session (`kill`: at once, without pytest's teardown) and drop its
+        coverage data file, shipped already after each of its tasks."""
+        if slot.session is not None:
+            await (slot.session.abort() if kill else slot.session.close())
+            slot.session = None
+        if slot.coverage is not None:
+            slot.coverage.remove()
+            slot.coverage = None
 
     def prewarm(self, slots: list[Slot], args: tuple[str, ...]) -> None:
         """Start every slot's pytest for the project in the current directory now.
@@ -247,7 +278,7 @@ class Executor:
         """Serve `session` (for the project in the current directory) from `slot`."""
         session.on_output = lambda data: self._log(slot, data)
         slot.session = session
-        slot.session_key = (str(Path.cwd()), session.args)
+        slot.session_key = (str(Path.cwd()), session.args, "")
 
     def _progress_sink(self, task_id: str, slot: Slot):
         """Where a running attempt's test results go as they arrive: a core publish each

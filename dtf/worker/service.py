@@ -179,8 +179,7 @@ class Worker:
             await cancels.stop()
             await about_me.stop()
             for slot in self.slots:
-                if slot.session is not None:
-                    await slot.session.close()
+                await self.executor.release(slot)
         try:
             await self.store.append_retrying(
                 self._event(WorkerStopped, worker_id=self.id, reason="drained"), within=5
@@ -195,8 +194,7 @@ class Worker:
         killed and every loop stops, even one that missed its cancellation."""
         self.closed = True
         for slot in self.slots:
-            if slot.session is not None:
-                await slot.session.abort()
+            await self.executor.release(slot, kill=True)
 
     def _beat(self) -> bytes:
         cpu, memory = load()

@@ -180,6 +180,19 @@ def check_common_reports(out: Path) -> None:
     text = (out / "summary.txt").read_text()
     assert text.startswith("dtf: failed (exit code 1)")
     assert "branch feature/fast" in text and "request #17 into main" in text
+    # --cov in every example: Cobertura XML and HTML beside the reports, the figure in them.
+    rate = float(ET.parse(out / "coverage.xml").getroot().get("line-rate"))
+    assert 0 < rate < 1 and (out / "htmlcov" / "index.html").exists()
+    assert f"coverage {100 * rate:.1f}%" in text
+
+
+def coverage_total(stdout: str) -> str:
+    """The figure GitLab's `coverage:` pattern of the example takes from the log."""
+    pattern = re.search(r"coverage: '/(.+)/'", EXAMPLE_FILES["gitlab"].read_text())
+    assert pattern, "the GitLab example should say how to read the coverage figure"
+    found = re.findall(pattern[1], stdout, re.MULTILINE)
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_github_example(ci_project: Path, tmp_path: Path) -> None:
@@ -229,7 +242,9 @@ def test_github_example(ci_project: Path, tmp_path: Path) -> None:
         "flaky": "1",
         "quarantined": "1",
         "undeclared-requirements": "1",
+        "coverage": values["coverage"],
     }
+    assert float(values["coverage"]) == pytest.approx(float(coverage_total(done.stdout)), abs=0.5)
     assert values["run-id"] and not (out / "gl-code-quality-report.json").exists()
 
 
@@ -242,6 +257,7 @@ def test_gitlab_example(ci_project: Path) -> None:
         r"\x1b\[0Ksection_start:\d+:(\w+)(\[collapsed=true\])?\r\x1b\[0K", done.stdout
     )
     ends = re.findall(r"\x1b\[0Ksection_end:\d+:(\w+)\r\x1b\[0K", done.stdout)
+    assert 0 < float(coverage_total(done.stdout)) < 100
     assert starts == [("dtf_run", ""), ("dtf_summary", "[collapsed=true]")]
     assert ends == ["dtf_run", "dtf_summary"]
     assert not any(line.startswith("::") for line in done.stdout.splitlines())

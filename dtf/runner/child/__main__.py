@@ -18,6 +18,7 @@ import pytest
 from .batch_loop import BatchLoop
 from .collector import CollectionRecorder
 from .lifeline import exit_with_parent
+from .measure import from_environment
 from .wire import FDS_ENV, OUT_ENV, PARENT_ENV
 
 USAGE = f"usage: python -m {__package__} {{collect|session}} [pytest args...]"
@@ -41,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Processes the tests start must not hold our pipes open (or write to them).
         for fd in (command_fd, result_fd):
             os.set_inheritable(fd, False)
-        plugin = BatchLoop(command_fd, result_fd)
+        # Before pytest starts: the imports at collection are measured too.
+        measurement = from_environment()
+        plugin = BatchLoop(command_fd, result_fd, measurement)
         # No -q: pytest's verbosity decides how subtests are counted (at 0 it leaves passed
         # subtests out), so the user's own must stand.
         extra = []

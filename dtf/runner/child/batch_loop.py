@@ -21,14 +21,18 @@ import pytest
 
 from .collector import CollectionRecorder
 from .item_outcome import combine
+from .measure import Measurement
 from .wire import BatchDone, CaseDone, ChildMessage, Ready, RunBatch, WireCase, decode, encode
 
 
 class BatchLoop:
     """Owns the command and result pipes, the collection errors, and the running item's reports."""
 
-    def __init__(self, command_fd: int, result_fd: int) -> None:
+    def __init__(
+        self, command_fd: int, result_fd: int, measurement: Measurement | None = None
+    ) -> None:
         self._commands = os.fdopen(command_fd, "rb")
+        self._measurement = measurement  # saved before each BatchDone: the parent ships it
         self._result_fd = result_fd
         # What collect mode reports, kept here too: import failures explain missing node
         # ids, and the whole collection lets an early session stand in for a collect run.
@@ -68,6 +72,8 @@ class BatchLoop:
                 self._reports = []
                 item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
                 self._send(CaseDone(combine(nodeid, self._reports, item.config)))
+            if self._measurement is not None:
+                self._measurement.save()
             self._send(BatchDone())
         return True
 
