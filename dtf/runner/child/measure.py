@@ -37,8 +37,9 @@ class Measurement:
         sources = [s for s in spec.get("source", []) if s]
         self._cov = coverage.Coverage(data_file=spec["data_file"], source=sources or None)
         # dtf's own child code is not the project's, whatever `source` says.
-        omit = self._cov.get_option("run:omit") or []
-        self._cov.set_option("run:omit", [*omit, str(Path(__file__).parent / "*")])
+        omit = self._cov.get_option("run:omit")
+        omitted = list(omit) if isinstance(omit, list | tuple) else []
+        self._cov.set_option("run:omit", [*omitted, str(Path(__file__).parent / "*")])
         self._cov.load()  # what an earlier child of this session measured
         self._cov.start()
 
