@@ -1,5 +1,5 @@
 """The analysis commands of `dtf`: `replay` builds the DuckDB read model from the event
-stream; `report`, `regressions`, `trends`, `errors` and `best` read only that file (no
+stream; `report`, `regressions`, `trends`, `errors`, `best` and `flaky` read only that file (no
 server needed).
 
 Their arguments are `dtf.cli.analysis_args`; `dtf.cli.main` calls `run` for any of its
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace, console: Console, connect_url: ConnectUrl) -> 
         "trends": _trends,
         "errors": _errors,
         "best": _best,
+        "flaky": _flaky,
     }
     return handlers[args.cmd](args, console)
 
@@ -297,4 +298,34 @@ def _best(args: argparse.Namespace, console: Console) -> int:
         sys.stdout.write(dumps(best.best_json(found)))
     else:
         analysis_views.print_best(console, found)
+    return 0
+
+
+def _flaky(args: argparse.Namespace, console: Console) -> int:
+    from projections.queries import read
+
+    if args.limit < 1 or args.min_runs < 1:
+        raise ConfigError("--limit and --min-runs must be at least 1")
+    since = time.time() - parse_age(args.since, "--since") if args.since else None
+    con = read.open_db(args.db)
+    try:
+        rows = read.cases(con, since=since)
+    finally:
+        con.close()
+    from dtf.cli import analysis_views
+    from projections.queries import flaky
+    from projections.reports.json_doc import dumps
+
+    found = flaky.flaky_tests(rows, min_runs=args.min_runs)
+    tests = len({row.nodeid for row in rows})
+    if args.format == "json":
+        doc = {
+            "since": since,
+            "tests": tests,
+            "flaky": len(found),
+            "items": [flaky.flaky_json(t) for t in found[: args.limit]],
+        }
+        sys.stdout.write(dumps(doc))
+    else:
+        analysis_views.print_flaky(console, found[: args.limit], len(found), tests)
     return 0

@@ -1,5 +1,5 @@
 """The command-line arguments of the analysis commands (`dtf replay`, `report`,
-`regressions`, `trends`, `errors`, `best`); `dtf.cli.analysis` runs them."""
+`regressions`, `trends`, `errors`, `best`, `flaky`); `dtf.cli.analysis` runs them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DB = "dtf.duckdb"
-COMMANDS = ("replay", "report", "regressions", "trends", "errors", "best")
+COMMANDS = ("replay", "report", "regressions", "trends", "errors", "best", "flaky")
 # The names of `projections.analytics.detectors.DETECTORS`, the default first: importing the
 # registry here would load numpy and scipy for every command (a test keeps the two in step).
 DETECTORS = ("steps", "segments")
@@ -25,6 +25,32 @@ def add_commands(sub: Any, server_arg: ServerArg) -> None:
     _add_trends(sub)
     _add_errors(sub)
     _add_best(sub)
+    _add_flaky(sub)
+
+
+def _add_flaky(sub: Any) -> None:
+    flaky = sub.add_parser(
+        "flaky",
+        help="the flakiest tests: in how many of their runs they were flaky",
+        description="List the tests that were flaky in at least one run, flakiest first. A run "
+        "is flaky for a test when the test passed only after failing (--reruns), or failed "
+        "while the same commit passed in another run. The rate is flaky runs over the runs in "
+        "which the test passed, failed or errored. Tests listed here can be kept from failing "
+        "builds with [tool.dtf] quarantine (they still run).",
+    )
+    _db_arg(flaky)
+    flaky.add_argument("--since", metavar="AGE", help="only runs newer than AGE, e.g. 7d, 12h")
+    flaky.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="list at most N tests (default 20)"
+    )
+    flaky.add_argument(
+        "--min-runs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="only tests seen in at least N runs (default 1)",
+    )
+    _format_arg(flaky, "text", "json")
 
 
 def _add_replay(sub: Any, server_arg: ServerArg) -> None:

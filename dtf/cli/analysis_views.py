@@ -1,4 +1,5 @@
-"""Terminal output of `dtf regressions`, `trends`, `errors` and `best` (the text formats).
+"""Terminal output of `dtf regressions`, `trends`, `errors`, `best` and `flaky` (the text
+formats).
 
 Every cell is a `rich.text.Text`, never markup: nodeids (`test_x[a-b]`) and error messages
 hold square brackets that rich would otherwise read as styles.
@@ -16,6 +17,7 @@ from rich.text import Text
 from projections.analytics.changepoint import ChangePoint
 from projections.queries.best import Best
 from projections.queries.error_patterns import Pattern
+from projections.queries.flaky import FlakyTest
 from projections.queries.refs import Selection
 from projections.queries.regressions import MetricChange
 from projections.reports import display
@@ -163,6 +165,35 @@ def print_best(console: Console, found: Best) -> None:
             )
         else:
             _line(console, f"too thin to decide: {ranking.reason}")
+
+
+def print_flaky(console: Console, shown: Sequence[FlakyTest], total: int, tests: int) -> None:
+    """The flakiest tests, then how to keep them from failing builds."""
+    _line(console, f"{total} of {tests} tests flaky" + (f", {len(shown)} shown" if shown else ""))
+    if not shown:
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("test", "rate", "flaky runs", "after rerun", "failed, commit passed"):
+        table.add_column(name, justify="left" if name == "test" else "right")
+    table.add_column("last flaky")
+    table.add_column("last outcome")
+    for t in shown:
+        cells = [
+            t.nodeid,
+            f"{100 * t.rate:.0f}%",
+            f"{t.flaky_runs}/{t.runs}",
+            str(t.passed_after_rerun),
+            str(t.failed_on_passing_commit),
+            display.when(t.last_flaky_at),
+            t.last_outcome or "-",
+        ]
+        table.add_row(*(Text(cell) for cell in cells))
+    _print(console, table)
+    _line(
+        console,
+        "keep them from failing builds while they run: [tool.dtf] quarantine = "
+        f'["{shown[0].nodeid}", ...]',
+    )
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -1,8 +1,9 @@
 """Summaries per test item and per benchmark metric, and the best configuration of each
 benchmark. Pure functions over the rows of `projections.queries.read`.
 
-- A test item is flaky when it both passed and failed (or errored) on the same commit; rows
-  without a commit count per run instead, since runs without a commit may differ in code.
+- A test item is flaky when it both passed and failed (or errored, or needed a rerun) on the
+  same commit; rows without a commit count per run instead, since runs without a commit may
+  differ in code.
 - The pass rate is passed / (passed + failed + error); skips and xfails do not count.
 - A benchmark is a metric with its dims; its configurations are the hardware classes it ran
   on, ranked by `projections.analytics.ranking` (`dtf best` ranks across every dimension).
@@ -21,6 +22,8 @@ from projections.queries.series import Series
 
 FAILING = frozenset({"failed", "error"})
 DECISIVE = FAILING | {"passed"}
+RERUN = "rerun"  # a failed run before a rerun (`projections.tables.test_cases`)
+UNSTABLE = FAILING | {RERUN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +106,15 @@ def _item(nodeid: str, rows: Sequence[CaseRow]) -> ItemStats:
     for row in rows:
         seen[row.commit or f"run {row.run_id}"].add(row.outcome)
     flaky = tuple(
-        sorted(code for code, found in seen.items() if "passed" in found and found & FAILING)
+        sorted(code for code, found in seen.items() if "passed" in found and found & UNSTABLE)
     )
+    final = [row for row in rows if row.outcome != RERUN]  # a rerun row is never the last word
     return ItemStats(
         nodeid=nodeid,
         count=len(rows),
         outcomes=dict(sorted(outcomes.items())),
         pass_rate=outcomes["passed"] / decisive if decisive else None,
-        last_outcome=rows[-1].outcome,
+        last_outcome=(final or rows)[-1].outcome,
         duration=summarize(history) if history else None,
         history=history,
         flaky_commits=flaky,

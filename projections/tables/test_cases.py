@@ -14,6 +14,11 @@ running (the worker marks them "not run", the coordinator's backstop marks all o
 alike), so counting them would put the innocent ones on the flaky list too.  The hang stays
 visible in `attempts` and `errors` (category timeout; when the worker timed it out, the test
 that was running has its row there with the timeout's own message).
+
+A test rerun inside its attempt (`--reruns`) has a row, outcome `rerun`, for each failed run
+before its final outcome (no duration: those runs were not timed apart), as pytest-rerunfailures
+names them: the flakiness history (`projections.queries.flaky`) counts a pass after reruns as
+flaky, and pass rates, which count passed, failed and error only, stay those of final outcomes.
 """
 
 from __future__ import annotations
@@ -64,12 +69,16 @@ class TestCases:
             worker_id = event.worker_id or f.task.state.worker_id or None
             commit = f.run.commit if f.run else None
             branch = f.run.branch if f.run else None
+            task_id, attempt, at = event.task_id, event.attempt, event.at
             for c in event.cases:
+                if c.reruns:  # rare: checked before building anything
+                    rerun = (run_id, task_id, attempt, c.nodeid, "rerun", None, None)
+                    rows.extend([(*rerun, worker_id, commit, branch, at)] * c.reruns)
                 append(
                     (
                         run_id,
-                        event.task_id,
-                        event.attempt,
+                        task_id,
+                        attempt,
                         c.nodeid,
                         c.outcome,
                         c.duration,
@@ -77,7 +86,7 @@ class TestCases:
                         worker_id,
                         commit,
                         branch,
-                        event.at,
+                        at,
                     )
                 )
         writes.insert(TEST_CASES, rows)

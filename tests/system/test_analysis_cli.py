@@ -438,6 +438,8 @@ def test_report_markdown_and_html(db, tmp_path):
         ("errors", "--window", "3 fortnights"),
         ("trends", "--metric", "no_such_metric"),
         ("report", "--since", "yesterday"),
+        ("flaky", "--limit", "0"),
+        ("flaky", "--since", "soon"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(db, tmp_path, args):
@@ -445,6 +447,23 @@ def test_bad_input_is_one_line_and_exit_2(db, tmp_path, args):
         args = (*args, "--db", str(db))
     line = one_error_line(dtf(*args, cwd=tmp_path))
     assert "Traceback" not in line
+
+
+def test_flaky_lists_the_test_that_flipped_on_one_commit(db):
+    result = dtf("flaky", "--db", db, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["tests"], doc["flaky"]) == (3, 1)  # BROKEN failed where it never passed
+    (item,) = doc["items"]
+    assert item["nodeid"] == FLAKY
+    assert (item["runs"], item["flaky_runs"], item["failed_on_passing_commit"]) == (30, 1, 1)
+    assert item["rate"] == pytest.approx(1 / 30) and item["last_outcome"] == "passed"
+    text = dtf("flaky", "--db", db)
+    assert text.returncode == 0 and text.stdout.startswith("1 of 3 tests flaky, 1 shown")
+    row = next(line.split() for line in text.stdout.splitlines() if FLAKY in line)
+    assert row[:3] == [FLAKY, "3%", "1/30"]
+    assert "[tool.dtf] quarantine" in text.stdout
+    assert dtf("flaky", "--db", db, "--min-runs", "31").stdout.startswith("0 of 3 tests flaky")
 
 
 def test_bad_input_files_are_one_line(tmp_path):
