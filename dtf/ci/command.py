@@ -29,6 +29,7 @@ from dtf.client.reports import write_atomically
 from dtf.client.run import RunClient
 from dtf.core import quarantine
 from dtf.errors import ConfigError, ProjectionError
+from projections.reports import badges
 
 # Off a terminal, a progress line this often: a CI log shows the run is alive, no more.
 PLAIN_PROGRESS_S = 10.0
@@ -112,8 +113,12 @@ async def run_ci(
         client.coverage_total,
     )
     run_reports = [p for p in (opts.junit_xml, opts.json) if p is not None and p.exists()]
-    for path in [*run_reports, *report(result, out, environ, console)]:
-        console.print(f"dtf ci: wrote {path}", markup=False)
+    written = [*run_reports, *report(result, out, environ, console)]
+    for path in written:
+        if path.parent != out / "badges":
+            console.print(f"dtf ci: wrote {path}", markup=False)
+    count = sum(p.parent == out / "badges" for p in written)
+    console.print(f"dtf ci: wrote {count} badges (shields.io endpoint JSON) to {out / 'badges'}")
     return code
 
 
@@ -145,6 +150,10 @@ def report(result: CiResult, out: Path, environ: Mapping[str, str], console: Con
         files[out / "gl-code-quality-report.json"] = json.dumps(
             gitlab.code_quality(result), indent=2
         )
+    excused = {id(c) for c in result.quarantined}
+    outcomes = [(c.nodeid, "quarantined" if id(c) in excused else c.outcome) for c in result.cases]
+    for name, badge in badges.all_badges(outcomes, result.coverage, len(result.flaky)).items():
+        files[out / "badges" / name] = json.dumps(badge)
     for path, content in files.items():
         write_atomically(path, content.encode("utf-8"))
     written = list(files)

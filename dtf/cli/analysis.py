@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace, console: Console, connect_url: ConnectUrl) -> 
         "errors": _errors,
         "best": _best,
         "flaky": _flaky,
+        "badge": _badge,
     }
     return handlers[args.cmd](args, console)
 
@@ -329,3 +331,57 @@ def _flaky(args: argparse.Namespace, console: Console) -> int:
     else:
         analysis_views.print_flaky(console, found[: args.limit], len(found), tests)
     return 0
+
+
+def _badge(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from dtf.client.reports import write_atomically
+    from projections.queries import flaky, read
+    from projections.reports import badges
+
+    flaky_since = time.time() - parse_age(args.flaky_since, "--flaky-since")
+    percent = _coverage_percent(args.coverage_xml) if args.coverage_xml else None
+    con = read.open_db(args.db)
+    try:
+        runs = read.runs(con)
+        if args.run is not None:
+            chosen = [r for r in runs if r.run_id == args.run]
+        else:
+            chosen = [r for r in runs if args.branch is None or r.branch == args.branch]
+        if not chosen:
+            which = f" of branch {args.branch}" if args.branch else ""
+            raise ConfigError(f"no run{' ' + args.run if args.run else which} in {args.db}")
+        run = chosen[-1]
+        cases = read.cases(con, run_ids=[run.run_id])
+        history = read.cases(con, since=flaky_since)
+    finally:
+        con.close()
+    final: dict[str, str] = {}
+    for case in cases:  # time order: the last decisive row of each test is its outcome
+        if case.outcome != "rerun":
+            final[case.nodeid] = case.outcome
+    found = badges.all_badges(final.items(), percent, len(flaky.flaky_tests(history)))
+    for name, badge in found.items():
+        try:
+            write_atomically(args.output_dir / name, json.dumps(badge).encode())
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.output_dir / name}: {exc.strerror}") from None
+    console.print(
+        f"wrote {len(found)} badges for run {run.run_id} to {args.output_dir}: " + ", ".join(found),
+        markup=False,
+    )
+    return 0
+
+
+def _coverage_percent(path: Path) -> float:
+    """The line rate of a Cobertura XML report, in percent; ConfigError when unreadable."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        rate = ET.parse(path).getroot().get("line-rate")
+        return 100 * float(rate or "")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ET.ParseError, ValueError):
+        raise ConfigError(f"{path} is not a Cobertura XML report (no line-rate)") from None

@@ -1,5 +1,5 @@
 """The command-line arguments of the analysis commands (`dtf replay`, `report`,
-`regressions`, `trends`, `errors`, `best`, `flaky`); `dtf.cli.analysis` runs them."""
+`regressions`, `trends`, `errors`, `best`, `flaky`, `badge`); `dtf.cli.analysis` runs them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DB = "dtf.duckdb"
-COMMANDS = ("replay", "report", "regressions", "trends", "errors", "best", "flaky")
+COMMANDS = ("replay", "report", "regressions", "trends", "errors", "best", "flaky", "badge")
 # The names of `projections.analytics.detectors.DETECTORS`, the default first: importing the
 # registry here would load numpy and scipy for every command (a test keeps the two in step).
 DETECTORS = ("steps", "segments")
@@ -26,6 +26,33 @@ def add_commands(sub: Any, server_arg: ServerArg) -> None:
     _add_errors(sub)
     _add_best(sub)
     _add_flaky(sub)
+    _add_badge(sub)
+
+
+def _add_badge(sub: Any) -> None:
+    badge = sub.add_parser(
+        "badge",
+        help="write shields.io endpoint badges: status, suites, coverage, flaky tests",
+        description="Write shields.io endpoint JSON files into --output-dir: tests.json (the "
+        "latest run's outcomes, of --branch if given, or of --run), suite-<name>.json for "
+        "each suite (the directory below the top test directory: unit, system, ...), "
+        "flaky.json (tests flaky in the runs of the last --flaky-since) and, with "
+        "--coverage-xml, coverage.json. Show one with "
+        "https://img.shields.io/endpoint?url=<the file's public URL>.",
+    )
+    _db_arg(badge)
+    badge.add_argument(
+        "--output-dir", type=Path, default=Path("badges"), metavar="DIR", help="(default badges)"
+    )
+    which = badge.add_mutually_exclusive_group()
+    which.add_argument("--branch", metavar="NAME", help="the latest run of this branch")
+    which.add_argument("--run", metavar="RUN_ID", help="this run")
+    badge.add_argument(
+        "--coverage-xml", type=Path, metavar="FILE", help="a Cobertura XML report (coverage.xml)"
+    )
+    badge.add_argument(
+        "--flaky-since", default="30d", metavar="AGE", help="flaky tests' window (default 30d)"
+    )
 
 
 def _add_flaky(sub: Any) -> None:

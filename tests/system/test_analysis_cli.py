@@ -466,6 +466,43 @@ def test_flaky_lists_the_test_that_flipped_on_one_commit(db):
     assert dtf("flaky", "--db", db, "--min-runs", "31").stdout.startswith("0 of 3 tests flaky")
 
 
+def test_badge_writes_endpoint_json_for_the_latest_run(db, tmp_path):
+    coverage_xml = tmp_path / "coverage.xml"
+    coverage_xml.write_text('<?xml version="1.0" ?><coverage line-rate="0.8123"></coverage>')
+    out = tmp_path / "badges"
+    result = dtf("badge", "--db", db, "--output-dir", out, "--coverage-xml", coverage_xml)
+    assert result.returncode == 0, result.stderr
+    assert "for run r29" in result.stdout
+    read = {p.name: json.loads(p.read_text()) for p in out.iterdir()}
+    assert set(read) == {"tests.json", "suite-tests.json", "coverage.json", "flaky.json"}
+    assert read["tests.json"] == {
+        "schemaVersion": 1,
+        "label": "tests",
+        "message": "1 failed, 2 passed",  # BROKEN failed in the latest run
+        "color": "red",
+    }
+    assert read["coverage.json"]["message"] == "81%"
+    assert read["flaky.json"]["message"] == "1"
+    # The latest run of main passed: BROKEN broke on the feature branch only.
+    again = dtf("badge", "--db", db, "--output-dir", out, "--branch", "main")
+    assert again.returncode == 0 and "for run r19" in again.stdout
+    assert json.loads((out / "tests.json").read_text())["color"] == "brightgreen"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--run", "nope"), "no run nope in"),
+        (("--branch", "nope"), "no run of branch nope in"),
+        (("--coverage-xml", "missing.xml"), "cannot read missing.xml"),
+        (("--flaky-since", "later"), "--flaky-since must be a positive age"),
+    ],
+)
+def test_badge_bad_input_is_one_line(db, tmp_path, args, message):
+    line = one_error_line(dtf("badge", "--db", db, *args, cwd=tmp_path))
+    assert message in line
+
+
 def test_bad_input_files_are_one_line(tmp_path):
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("series,index,value\na,0,1.0\na,1,oops\n")

@@ -184,6 +184,13 @@ def check_common_reports(out: Path) -> None:
     rate = float(ET.parse(out / "coverage.xml").getroot().get("line-rate"))
     assert 0 < rate < 1 and (out / "htmlcov" / "index.html").exists()
     assert f"coverage {100 * rate:.1f}%" in text
+    badges = {p.name: json.loads(p.read_text()) for p in (out / "badges").iterdir()}
+    assert set(badges) == {"tests.json", "suite-tests.json", "coverage.json", "flaky.json"}
+    assert badges["tests.json"]["message"] == "1 failed, 1 quarantined, 2 passed, 1 skipped"
+    assert badges["tests.json"]["color"] == "red"
+    assert badges["flaky.json"]["message"] == "1"
+    assert badges["coverage.json"]["message"] == f"{100 * rate:.0f}%"
+    assert all(b["schemaVersion"] == 1 for b in badges.values())
 
 
 def coverage_total(stdout: str) -> str:
