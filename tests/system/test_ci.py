@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from tests.support.cluster import Cluster
 from tests.support.paths import TESTS
 
 EXAMPLES = TESTS.parent / "examples" / "ci"
@@ -342,3 +343,76 @@ def test_bad_options_give_one_line(ci_project: Path, args: list[str], expected: 
     )
     assert "Traceback" not in done.stderr
     assert not (ci_project / "tests" / "flaky.ran").exists()
+
+
+# The sleep makes the command's own duration (also compared) long against its start-up jitter.
+BENCH = """\
+import json, os, random, time
+time.sleep(0.3)
+value = {latency} + random.random()
+with open(os.environ["DTF_RESULTS_FILE"], "w") as f:
+    json.dump({{"latency_ms": value}}, f)
+"""
+
+
+def test_fail_on_regression_against_the_target_branch(cluster: Cluster, tmp_path: Path) -> None:
+    """A merge request's benchmarks 50 % slower than its target branch's runs: exit 1, the
+    regression in the summary and as a warning; as fast as the target: exit 0."""
+    root = tmp_path / "bench"
+    root.mkdir()
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    command = f"{sys.executable} bench.py"
+    (root / "bench.py").write_text(BENCH.format(latency=100))
+    base = subprocess.run(
+        [*DTF, "run", "--no-progress", "--server", cluster.url, "--command", command,
+         "--repeat", "6", "--tag", "branch=main"],
+        cwd=root, capture_output=True, text=True, timeout=120, env=clean_env({}),
+    )  # fmt: skip
+    assert base.returncode == 0, base.stdout + base.stderr
+    env = clean_env({**PROVIDER_ENV["jenkins"], "GIT_BRANCH": "origin/feature"})
+
+    def candidate(latency: int) -> subprocess.CompletedProcess[str]:
+        (root / "bench.py").write_text(BENCH.format(latency=latency))
+        return subprocess.run(
+            [*DTF, "ci", "--server", cluster.url, "--command", command, "--repeat", "6",
+             "--fail-on-regression", "--threshold", "25", "--db", str(tmp_path / "dtf.duckdb")],
+            cwd=root, capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+
+    slower = candidate(150)
+    assert slower.returncode == 1, slower.stdout + slower.stderr
+    # latency_ms, and the command's own duration: only the benchmark got slower.
+    assert re.search(r"regressions against main: \d metric\(s\) compared with 1 run\(s\), "
+                     r"1 regression\(s\)", slower.stdout), slower.stdout  # fmt: skip
+    markdown = (root / "dtf-reports" / "summary.md").read_text()
+    assert "### Regressions against main: " in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| latency_ms"))
+    assert "| regression |" in row and "+5" in row  # about +50%
+
+    same = candidate(100)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "0 regression(s)" in same.stdout
+
+
+def test_flaky_history_through_a_real_fleet(cluster: Cluster, ci_project: Path) -> None:
+    """`dtf ci --reruns 1` on a real worker, then `dtf replay` and `dtf flaky`: the test that
+    passed on its rerun is in the history, with its rate."""
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    env = clean_env(PROVIDER_ENV["jenkins"])
+    done = subprocess.run(
+        [*DTF, "ci", "--server", cluster.url, "--reruns", "1", "tests"],
+        cwd=ci_project, capture_output=True, text=True, timeout=180, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    db = ci_project / "dtf.duckdb"
+    for args in (["replay", "--server", cluster.url, "--db", str(db)],
+                 ["flaky", "--db", str(db), "--format", "json"]):  # fmt: skip
+        step = subprocess.run([*DTF, *args], cwd=ci_project, capture_output=True, text=True,
+                              timeout=120, env=env)  # fmt: skip
+        assert step.returncode == 0, step.stdout + step.stderr
+    doc = json.loads(step.stdout)
+    (item,) = doc["items"]
+    assert item["nodeid"] == "tests/test_suite.py::test_flaky"
+    assert (item["runs"], item["flaky_runs"], item["passed_after_rerun"]) == (1, 1, 1)
