@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dtf.ci import github
 from dtf.ci.locations import location
 from dtf.ci.providers import CiContext
@@ -63,3 +65,23 @@ def test_annotations_stop_at_the_limit_with_a_notice() -> None:
     lines = github.annotation_lines(CiResult(CiContext("github"), "r", cases, 1.0, 1))
     assert len(lines) == github.MAX_ANNOTATIONS + 1
     assert lines[-1] == "::notice::10 more annotation(s) left out; see the step summary"
+
+
+def test_quarantine_from_pyproject_and_files(tmp_path: Path) -> None:
+    import pytest
+
+    from dtf.client.config import load_settings, quarantine_patterns
+    from dtf.errors import ConfigError
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.dtf]\nquarantine = ["a.py::t"]\nquarantine-file = "q.txt"\n'
+    )
+    (tmp_path / "q.txt").write_text("b.py  # flaky on arm\n")
+    extra = tmp_path / "more.txt"
+    extra.write_text("c.py\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()  # the file is named relative to the pyproject.toml, wherever dtf starts
+    settings = load_settings(sub)
+    assert quarantine_patterns(settings, extra) == ["a.py::t", "b.py", "c.py"]
+    with pytest.raises(ConfigError, match=r"cannot read the quarantine file .*missing\.txt"):
+        quarantine_patterns(settings, tmp_path / "missing.txt")
