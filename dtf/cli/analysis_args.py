@@ -142,17 +142,22 @@ def _add_regressions(sub: Any) -> None:
     regressions.add_argument(
         "--runs", type=int, default=5, metavar="N", help="runs taken from a branch ref (default 5)"
     )
-    regressions.add_argument(
+    add_regression_limits(regressions)
+    _format_arg(regressions, "text", "json")
+
+
+def add_regression_limits(p: argparse.ArgumentParser) -> None:
+    """--threshold and --alpha of a regression comparison (`dtf regressions`, `dtf ci`)."""
+    p.add_argument(
         "--threshold",
         type=float,
         default=5.0,
         metavar="PCT",
         help="ignore changes smaller than PCT percent (default 5)",
     )
-    regressions.add_argument(
+    p.add_argument(
         "--alpha", type=float, default=0.05, metavar="A", help="false discovery rate (default 0.05)"
     )
-    _format_arg(regressions, "text", "json")
 
 
 def _add_trends(sub: Any) -> None:

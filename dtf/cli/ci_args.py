@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dtf.ci.providers import PROVIDERS
+from dtf.cli.analysis_args import DEFAULT_DB, add_regression_limits
 
 DEFAULT_OUTPUT_DIR = Path("dtf-reports")
 
@@ -58,17 +59,8 @@ def add_command(sub: Any, add_run_options: Callable[[argparse.ArgumentParser], N
     ci.add_argument(
         "--db",
         type=Path,
-        default=Path("dtf.duckdb"),
+        default=Path(DEFAULT_DB),
         metavar="FILE",
-        help="the read model the regression check brings up to date and reads (default dtf.duckdb)",
+        help=f"the read model the regression check updates and reads (default {DEFAULT_DB})",
     )
-    ci.add_argument(
-        "--threshold",
-        type=float,
-        default=5.0,
-        metavar="PCT",
-        help="regressions smaller than PCT percent are ignored (default 5)",
-    )
-    ci.add_argument(
-        "--alpha", type=float, default=0.05, metavar="A", help="false discovery rate (default 0.05)"
-    )
+    add_regression_limits(ci)
