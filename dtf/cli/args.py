@@ -223,9 +223,11 @@ def _add_worker(sub: Any) -> None:
         help="run a worker daemon, or drain/enable/disable one",
         description="Without ACTION: run a worker daemon that executes tasks (SIGTERM drains "
         "it). With ACTION and ID: ask worker ID to drain (finish its tasks, then stop), or "
-        "enable it (after a quarantine) or disable it (no new work).",
+        "enable it (after a quarantine) or disable it (no new work). `install --target T` "
+        "writes a unit that runs this worker as a service: systemd, launchd, a Windows "
+        "service (NSSM), or a Dockerfile and compose file for a small fleet.",
     )
-    worker.add_argument("action", nargs="?", choices=["drain", "enable", "disable"])
+    worker.add_argument("action", nargs="?", choices=["drain", "enable", "disable", "install"])
     worker.add_argument("target", nargs="?", metavar="ID", help="the worker to act on")
     server_arg(worker)
     worker.add_argument("--slots", type=int, default=1, help="tasks at once (default 1)")
@@ -237,6 +239,29 @@ def _add_worker(sub: Any) -> None:
         metavar="PATH",
         help="the interpreter that runs the tests and commands, e.g. a project's "
         ".venv/bin/python (default: [tool.dtf] python, else dtf's own)",
+    )
+    install = worker.add_argument_group("install")
+    install.add_argument(
+        "--target",
+        dest="install_target",
+        choices=["systemd", "launchd", "windows", "docker"],
+        help="what `install` writes",
+    )
+    install.add_argument(
+        "--user", action="store_true", help="a unit of your user's, not the system's"
+    )
+    install.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="where `install` writes (default .)",
+    )
+    install.add_argument(
+        "--cpu-workers", type=int, default=2, metavar="N", help="docker: CPU workers (default 2)"
+    )
+    install.add_argument(
+        "--gpu-workers", type=int, default=1, metavar="N", help="docker: GPU workers (default 1)"
     )
     worker.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     worker.add_argument("--prewarm", metavar="JSON", help=argparse.SUPPRESS)

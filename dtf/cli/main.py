@@ -86,11 +86,17 @@ async def _worker_admin(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _worker(args: argparse.Namespace) -> int:
+async def _worker(args: argparse.Namespace, console: Console) -> int:
     from dtf.nats.store import EventStore
     from dtf.worker.interpreter import probe, resolve
     from dtf.worker.service import Worker
 
+    if args.action == "install":
+        from dtf.cli.install import install
+
+        return install(args, console)
+    if args.install_target is not None:
+        raise ConfigError("--target goes with `dtf worker install`")
     if args.action:
         return await _worker_admin(args)
     if args.slots < 1:
@@ -449,7 +455,7 @@ COMMANDS: dict[str, Handler] = {
     "run": lambda args, pytest_args, console: asyncio.run(_run(args, pytest_args, console)),
     "ci": lambda args, pytest_args, console: asyncio.run(_ci(args, pytest_args, console)),
     "coordinator": lambda args, _, __: asyncio.run(_coordinator(args)),
-    "worker": lambda args, _, __: asyncio.run(_worker(args)),
+    "worker": lambda args, _, console: asyncio.run(_worker(args, console)),
     "server": lambda args, _, __: _server(args),
     "status": lambda args, _, console: _status(args, console),
     "show": lambda args, _, console: _show(args, console),
