@@ -1,7 +1,8 @@
 """Request/reply messages between dtf's processes that are not events (never stored).
 
 `dtf.api.plan`: before splitting a suite, `dtf run` asks any coordinator (a queue group)
-for the recorded durations of its tests and the fleet's free capacity.  The heartbeat is the
+for the recorded durations of its tests, the fleet's free capacity, and which of the run's
+requirements no worker has ever offered.  The heartbeat is the
 value a worker puts under its id in the heartbeat bucket.
 """
 
@@ -9,17 +10,22 @@ from __future__ import annotations
 
 import msgspec
 
+from events.catalogue import Requirements
+
 PLAN_SUBJECT = "dtf.api.plan"
 
 
 class PlanRequest(msgspec.Struct):
     nodeids: list[str] = []
+    requirements: list[Requirements] = []  # the distinct ones of the run's tests or commands
 
 
 class PlanReply(msgspec.Struct):
     durations: dict[str, float]
     slots: int
     workers: int
+    # Of the request's requirements, those no worker that ever registered has met.
+    never_offered: list[Requirements] = []
 
 
 class Heartbeat(msgspec.Struct, frozen=True):

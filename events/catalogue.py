@@ -30,12 +30,16 @@ class Requirements(msgspec.Struct, frozen=True, omit_defaults=True):
     gpu_vendor: str = ""
     gpu_memory_gb: float = 0.0
     labels: tuple[str, ...] = ()
+    cpu_flags: tuple[str, ...] = ()  # instruction-set extensions, e.g. avx512f, amx_tile, asimd
+    compute_capability: float = 0.0  # of the GPUs asked for (NVIDIA), at least this
 
 
 class Gpu(msgspec.Struct, frozen=True, omit_defaults=True):
     vendor: str
     name: str = ""
     memory_gb: float = 0.0
+    compute_capability: str = ""  # NVIDIA's "8.0", "9.0"
+    driver: str = ""
 
 
 class Capabilities(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -48,6 +52,15 @@ class Capabilities(msgspec.Struct, frozen=True, omit_defaults=True):
     python: str = ""
     gpus: tuple[Gpu, ...] = ()
     labels: tuple[str, ...] = ()
+    cpu_model: str = ""
+    physical_cores: int = 0
+    cpu_max_mhz: float = 0.0
+    cpu_flags: tuple[str, ...] = ()
+    disk_free_gb: float = 0.0  # in the bundle cache's file system
+    # A container's (cgroup's) limits, where they are below the machine's: `cpus` and
+    # `memory_gb` are then these, what the worker may really use.
+    cpu_limit: float = 0.0
+    memory_limit_gb: float = 0.0
 
 
 class CaseResult(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -33,7 +33,7 @@ from dtf.client.embedded import (
 from dtf.client.options import RunOptions, check_flags
 from dtf.client.progress import RunProgress
 from dtf.client.summary import collection_interrupted, render_summary
-from dtf.client.tasks import queued_tasks
+from dtf.client.tasks import queued_tasks, wanted
 from dtf.coordinator.service import Coordinator
 from dtf.core import outcomes, quarantine
 from dtf.core.envelope import new_event
@@ -207,14 +207,13 @@ class RunClient:
             return 5
         return None
 
-    async def _plan(self, store: EventStore, nodeids: list[str], workers: int) -> PlanReply:
-        """Ask a coordinator for recorded durations and capacity; defaults if none answers."""
+    async def _plan(self, store: EventStore, request: PlanRequest, workers: int) -> PlanReply:
+        """Ask a coordinator for recorded durations, capacity and the requirements no worker
+        ever offered; defaults if none answers."""
         if self.cluster is not None:
             return PlanReply({}, workers, workers)  # a fresh embedded store knows nothing yet
         try:
-            answer = await store.request(
-                PLAN_SUBJECT, msgspec.json.encode(PlanRequest(nodeids)), timeout=2.0
-            )
+            answer = await store.request(PLAN_SUBJECT, msgspec.json.encode(request), timeout=2.0)
             return msgspec.json.decode(answer, type=PlanReply)
         except (StoreError, msgspec.DecodeError, RecursionError):
             self.console.print(
@@ -230,11 +229,16 @@ class RunClient:
         # Embedded workers run in this directory; remote ones get the code as a bundle.
         bundle = "" if self.cluster is not None else await upload(store, opts.root)
         nodeids = [i.nodeid for i in collection.items] if collection else []
-        plan = await self._plan(store, nodeids, workers)
+        plan = await self._plan(store, PlanRequest(nodeids, wanted(opts, collection)), workers)
         local = detect(tuple(opts.labels)) if self.cluster is not None else None
         tasks, unrunnable = queued_tasks(
             opts, self.run_id, self.actor, collection, plan, bundle, local=local
         )
+        if unrunnable and local is None:
+            self.console.print(
+                f"[yellow]{len(unrunnable)} test(s) skipped: no worker of this fleet has ever "
+                f"offered what they need ({unrunnable[0].message})[/]"
+            )
         self.unrunnable.extend(unrunnable)
         precollected = (*collection.precollected, *self.unrunnable) if collection else ()
         total = sum(len(t.nodeids) for t in tasks) + len(precollected) if collection else len(tasks)

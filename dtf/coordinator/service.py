@@ -29,6 +29,7 @@ import msgspec
 
 from dtf.core import decisions, snapshot
 from dtf.core.decisions import STRAGGLER_AFTER_S
+from dtf.core.requirements import never_offered
 from dtf.core.scheduling import Strategy
 from dtf.core.state import View
 from dtf.errors import ConcurrencyConflict, StoreError
@@ -245,7 +246,8 @@ class Coordinator:
             self._wake.set()
 
     def _plan(self, data: bytes) -> bytes:
-        """Answers `dtf run` before it splits a suite: recorded durations and free capacity."""
+        """Answers `dtf run` before it splits a suite: recorded durations, free capacity, and
+        which of its requirements no worker that ever registered has met."""
         try:
             request = msgspec.json.decode(data, type=PlanRequest)
         except (msgspec.DecodeError, RecursionError):  # garbage gets the answer for no tests
@@ -253,7 +255,13 @@ class Coordinator:
         known = self.view.durations
         durations = {n: known[n] for n in request.nodeids if n in known}
         active = [w for w in self.view.workers.values() if w.status == "active"]
-        reply = PlanReply(durations, sum(w.slots for w in active), len(active))
+        offered = (w.registered.capabilities for w in self.view.workers.values())
+        reply = PlanReply(
+            durations,
+            sum(w.slots for w in active),
+            len(active),
+            never_offered=never_offered(offered, request.requirements),
+        )
         return msgspec.json.encode(reply)
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
 from events.catalogue import Capabilities, Requirements
 
@@ -15,54 +17,98 @@ def satisfies(caps: Capabilities, req: Requirements) -> bool:
         return False
     if req.memory_gb and caps.memory_gb < req.memory_gb:
         return False
-    if req.gpus or req.gpu_vendor or req.gpu_memory_gb:
+    if req.gpus or req.gpu_vendor or req.gpu_memory_gb or req.compute_capability:
         fitting = [
             g
             for g in caps.gpus
             if (not req.gpu_vendor or g.vendor.lower() == req.gpu_vendor.lower())
             and g.memory_gb >= req.gpu_memory_gb
+            and _capability(g.compute_capability) >= req.compute_capability
         ]
         if len(fitting) < max(1, req.gpus):
             return False
+    if req.cpu_flags and not {f.lower() for f in req.cpu_flags} <= set(caps.cpu_flags):
+        return False
     return set(req.labels) <= set(caps.labels)
 
 
+def never_offered(
+    offered: Iterable[Capabilities], wanted: Iterable[Requirements]
+) -> list[Requirements]:
+    """Those of `wanted` that none of `offered` (every worker that ever registered) meets;
+    none when no worker ever registered (then nothing is known about the fleet yet)."""
+    machines = list(offered)
+    if not machines:
+        return []
+    return [req for req in dict.fromkeys(wanted) if not any(satisfies(m, req) for m in machines)]
+
+
+def _capability(text: str) -> float:
+    """NVIDIA's "8.6" as 8.6 ("" and anything unreadable: 0, never enough)."""
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
 def parse(spec: str) -> Requirements:
-    """Parse `cpus=4,memory_gb=8,gpus=1,gpu_vendor=nvidia,label=fast,platform=linux`.
+    """Parse `cpus=4,memory_gb=8,gpus=1,gpu_vendor=nvidia,label=fast,platform=linux`,
+    `cpu_flags=avx512f` (repeatable) and `compute_capability>=8.0`; an amount may be written
+    `>=` too (it always means at least).
 
     Raises ValueError with a message naming the bad part.
     """
-    fields: dict[str, object] = {}
-    labels: list[str] = []
+    fields: dict[str, Any] = {}
+    lists: dict[str, list[str]] = {"labels": [], "cpu_flags": []}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         key, sep, value = part.partition("=")
         key = key.strip().replace("-", "_")
+        at_least = key.endswith(">")
+        key = key.removesuffix(">").strip()
         if not sep or not value:
             raise ValueError(f"requirement {part!r} is not key=value")
-        if key in ("cpus", "gpus", "memory_gb", "gpu_memory_gb"):
+        if key in _AMOUNT_KEYS:
             fields[key] = _amount(key, value)
-        elif key in ("label", "labels", "platform", "gpu_vendor"):
+        elif at_least:
+            raise ValueError(f"{key} is not an amount: write {key}={value}")
+        elif key in ("label", "labels", "cpu_flag", "cpu_flags", "platform", "gpu_vendor"):
             if not encodable(value):
                 raise ValueError(f"{key} must be valid UTF-8 text, got {value!r}")
             if key in ("label", "labels"):
-                labels.append(value)
+                lists["labels"].append(value)
+            elif key in ("cpu_flag", "cpu_flags"):
+                lists["cpu_flags"].append(value.lower())
             else:
                 fields[key] = value
         else:
             raise ValueError(
                 f"unknown requirement {key!r} (known: platform, cpus, memory_gb, gpus, "
-                "gpu_vendor, gpu_memory_gb, label)"
+                "gpu_vendor, gpu_memory_gb, compute_capability, cpu_flags, label)"
             )
-    return Requirements(labels=tuple(labels), **fields)  # type: ignore[arg-type]
+    return Requirements(
+        labels=tuple(lists["labels"]), cpu_flags=tuple(lists["cpu_flags"]), **fields
+    )
+
+
+_AMOUNT_KEYS = ("cpus", "gpus", "memory_gb", "gpu_memory_gb", "compute_capability")
 
 
 def spec(req: Requirements) -> str:
     """The `--requires` text of `req` (what `parse` reads back); "" for no requirements."""
     parts = [
         f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-        for key in ("platform", "cpus", "memory_gb", "gpus", "gpu_vendor", "gpu_memory_gb")
+        for key in (
+            "platform",
+            "cpus",
+            "memory_gb",
+            "gpus",
+            "gpu_vendor",
+            "gpu_memory_gb",
+            "compute_capability",
+        )
         if (value := getattr(req, key))
     ]
+    parts += [f"cpu_flags={flag}" for flag in req.cpu_flags]
     return ",".join([*parts, *(f"label={label}" for label in req.labels)])
 
 

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dtf.errors import CollectionError
 from dtf.runner.child.failure_text import summarize
@@ -138,6 +139,7 @@ def _file_of(nodeid: str) -> str:
 
 def _requirements(checked: dict[str, object]) -> Requirements:
     """A marker's arguments, checked by the child (`check_requirements`)."""
-    labels = checked.get("labels", ())
-    rest = {k: v for k, v in checked.items() if k != "labels"}
-    return Requirements(labels=tuple(labels), **rest)  # type: ignore[arg-type]
+    fields: dict[str, Any] = dict(checked)
+    for key in ("labels", "cpu_flags"):
+        fields[key] = tuple(fields.get(key, ()))
+    return Requirements(**fields)

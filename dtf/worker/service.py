@@ -149,7 +149,9 @@ class Worker:
         """
         if self._prewarm is not None:
             self.executor.prewarm(self.slots, self._prewarm)
-        self.caps = await asyncio.to_thread(detect, self.labels, self.interpreter.version)
+        self.caps = await asyncio.to_thread(
+            detect, self.labels, self.interpreter.version, self.executor.cache.root
+        )
         self._stop = stop
         # The consumer exists before the registration, so no assignment can precede it.
         sub = await Consumer.resume(

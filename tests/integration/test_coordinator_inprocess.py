@@ -319,6 +319,22 @@ async def test_the_plan_is_answered_from_the_view(fleet: Fleet) -> None:
     assert msgspec.json.decode(garbage, type=PlanReply).durations == {}
 
 
+async def test_the_plan_names_requirements_no_worker_ever_offered(fleet: Fleet) -> None:
+    c = await fleet.coordinator("coord-1")
+    amd = Requirements(gpu_vendor="amd")
+    avx = Requirements(cpu_flags=("avx512f",))
+
+    async def ask(*wanted: Requirements) -> list[Requirements]:
+        data = msgspec.json.encode(PlanRequest([], list(wanted)))
+        answer = await fleet.store.request(PLAN_SUBJECT, data, timeout=WAIT_S)
+        return msgspec.json.decode(answer, type=PlanReply).never_offered
+
+    assert await ask(amd) == []  # no worker yet: nothing is known, nothing refused
+    await fleet.worker("w1", msgspec.structs.replace(CAPS, cpu_flags=("avx2", "avx512f")))
+    await eventually_async(lambda: "w1" in c.view.workers, timeout=WAIT_S)
+    assert await ask(amd, avx, Requirements()) == [amd]
+
+
 async def test_a_second_coordinator_without_the_lease_follows_and_writes_nothing(
     fleet: Fleet,
 ) -> None:

@@ -14,6 +14,7 @@ from dtf.nats.store import EventStore
 from events.catalogue import TaskAssigned
 from tests.support.cluster import PY, Cluster, project
 from tests.support.polling import eventually, eventually_async
+from tests.system.test_run_e2e import one_line_error
 
 
 def dtf(*args: str, cluster: Cluster, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -123,6 +124,41 @@ def test_worker_environment_that_cannot_import_reports_errors(
     report = json.loads((root / "r.json").read_text())
     assert [c["outcome"] for c in report["cases"]] == ["error", "error"]
     assert any("only_here" in c["message"] + c["longrepr"] for c in report["cases"])
+
+
+def test_a_requirement_no_worker_ever_offered_is_one_clear_error(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    root = project(
+        tmp_path,
+        {
+            "test_a.py": "import pytest\n\ndef test_cpu():\n    pass\n\n"
+            "@pytest.mark.dtf_requires(gpu_vendor='amd', compute_capability=9.4)\n"
+            "def test_mi300():\n    pass\n",
+        },
+    )
+    cluster.start("coordinator", "coordinator")
+    cluster.worker("w1")
+    # Part of the suite: those tests are skipped, saying why, and the rest runs.
+    run = cluster.run(root, ".", "--json", "r.json")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, (out, err)
+    assert "1 test(s) skipped: no worker of this fleet has ever offered" in out
+    cases = {c["nodeid"]: c for c in json.loads((root / "r.json").read_text())["cases"]}
+    assert cases["test_a.py::test_cpu"]["outcome"] == "passed"
+    mi300 = cases["test_a.py::test_mi300"]
+    assert mi300["outcome"] == "skipped"
+    assert "compute_capability=9.4" in mi300["message"] and "gpu_vendor=amd" in mi300["message"]
+    # All of it: one line and exit 2, nothing submitted to wait forever.
+    for argv in (
+        [".", "--requires", "cpu_flags=sme2"],
+        ["--requires", "gpu_vendor=amd", "--command", "true"],
+    ):
+        refused = dtf("run", "--no-progress", *argv, cluster=cluster, cwd=root)
+        assert refused.returncode == 2, refused
+        line = one_line_error(refused)
+        assert "no worker of this fleet has ever offered" in line
+        assert "sme2" in line or "gpu_vendor=amd" in line
 
 
 def test_inspection_commands(cluster: Cluster, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dtf.core.requirements import parse, satisfies
+import pytest
+
+from dtf.core.requirements import parse, satisfies, spec
 from dtf.core.scheduling import schedule, strategy
 from dtf.core.scheduling.protocol import WorkerSlots, free_workers
 from dtf.core.splitting import Item, split
@@ -127,6 +129,36 @@ def test_requirements() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} parsed")
+
+
+def test_cpu_flag_and_compute_capability_requirements() -> None:
+    xeon = Capabilities(
+        platform="linux",
+        hostname="x",
+        cpus=8,
+        memory_gb=8,
+        cpu_flags=("avx2", "avx512f", "amx_tile"),
+    )
+    h100 = Capabilities(
+        platform="linux",
+        hostname="h",
+        cpus=8,
+        memory_gb=8,
+        gpus=(Gpu("nvidia", "H100", 80, compute_capability="9.0"), Gpu("nvidia", "T4", 16)),
+    )
+    req = parse("gpu_vendor=nvidia, cpu_flags=AVX512F, cpu_flag=amx_tile, compute_capability>=8.0")
+    assert req == Requirements(
+        gpu_vendor="nvidia", cpu_flags=("avx512f", "amx_tile"), compute_capability=8.0
+    )
+    assert parse(spec(req)) == req
+    assert satisfies(xeon, parse("cpu_flags=avx512f,cpu_flags=avx2"))
+    assert not satisfies(xeon, parse("cpu_flags=asimd"))
+    assert satisfies(h100, parse("compute_capability>=9"))
+    # The T4 reports no capability (an old driver): never enough, so two such GPUs are not there.
+    assert not satisfies(h100, parse("gpus=2,compute_capability>=7.5"))
+    assert parse("cpus>=4") == parse("cpus=4")
+    with pytest.raises(ValueError, match="not an amount"):
+        parse("platform>=linux")
 
 
 def _view_with(tasks: list[TaskQueued], workers: list[tuple[str, Capabilities, int]]) -> View:

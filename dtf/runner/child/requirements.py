@@ -10,10 +10,12 @@ import pytest
 MARKER = "dtf_requires"
 MARKER_HELP = (
     f"{MARKER}(gpus=0, memory_gb=0, labels=[], platform='', cpus=0, gpu_vendor='', "
-    "gpu_memory_gb=0): what a dtf worker must offer to run this test"
+    "gpu_memory_gb=0, compute_capability=0, cpu_flags=[]): what a dtf worker must offer to "
+    "run this test"
 )
 _COUNTS = ("cpus", "gpus")
-_AMOUNTS = ("memory_gb", "gpu_memory_gb")
+_AMOUNTS = ("memory_gb", "gpu_memory_gb", "compute_capability")
+_LISTS = ("labels", "cpu_flags")
 _TEXTS = ("platform", "gpu_vendor")
 
 
@@ -53,12 +55,14 @@ def check_requirements(kwargs: dict[str, Any]) -> dict[str, Any]:
             value = float(value) if good else value
         elif key in _TEXTS:
             good, expected = isinstance(value, str), "text"
-        elif key == "labels":
+        elif key in _LISTS:
             good = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
             expected = "a list of text"
             value = list(value) if good else value
+            if good and key == "cpu_flags":  # /proc/cpuinfo's names are lower case
+                value = [flag.lower() for flag in value]
         else:
-            known = ", ".join((*_COUNTS, *_AMOUNTS, *_TEXTS, "labels"))
+            known = ", ".join((*_COUNTS, *_AMOUNTS, *_TEXTS, *_LISTS))
             raise MarkerError(f"bad {MARKER} marker: unknown argument {key!r} (known: {known})")
         if not good:
             raise MarkerError(f"bad {MARKER} marker: {key} must be {expected}, got {value!r}")

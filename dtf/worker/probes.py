@@ -1,0 +1,226 @@
+"""Reading what a machine offers out of what its tools and kernel files say.
+
+Pure parsers, each of one source's documented format: Linux's `/proc/cpuinfo` (x86 `flags`,
+ARM `Features`), cgroup v1 and v2 limit files (found through `/proc/self/cgroup`), the cpufreq
+maximum, `nvidia-smi --query-gpu ... --format=csv,noheader,nounits`, and NVIDIA's NVML through
+nvidia-ml-py (`pynvml`, passed in). `dtf.worker.hardware` feeds them the real files and
+commands; tests feed them recorded ones (`tests/fixtures/hardware/`, each with its source).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from events.catalogue import Gpu
+
+# cgroup v1 writes "no limit" as the largest page-aligned int64; anything this big is none.
+_NO_LIMIT_BYTES = 1 << 60
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+@dataclass(frozen=True, slots=True)
+class CpuInfo:
+    model: str = ""
+    logical: int = 0
+    physical: int = 0  # cores, hyper-threads not counted; 0 when the file does not say
+    flags: tuple[str, ...] = ()
+    mhz: float = 0.0  # the current clock of the first CPU, as the file says
+
+
+def parse_cpuinfo(text: str) -> CpuInfo:
+    """`/proc/cpuinfo` of x86 (`model name`, `flags`, `physical id`/`core id`) or ARM
+    (`Features`, and a model from `Hardware`/`Model` or the implementer and part)."""
+    blocks = [b for b in re.split(r"\n\s*\n", text) if "processor" in b]
+    fields = [dict(_pairs(b)) for b in blocks]
+    if not fields:
+        return CpuInfo()
+    first = fields[0]
+    flags = first.get("flags") or first.get("Features") or ""
+    cores = {(f.get("physical id", ""), f.get("core id")) for f in fields if "core id" in f}
+    model = first.get("model name") or _arm_model(text, first)
+    try:
+        mhz = float(first.get("cpu MHz", "0"))
+    except ValueError:
+        mhz = 0.0
+    return CpuInfo(
+        model=model.strip(),
+        logical=len(fields),
+        physical=len(cores),
+        flags=tuple(sorted({f.lower() for f in flags.split()})),
+        mhz=mhz,
+    )
+
+
+def _pairs(block: str) -> list[tuple[str, str]]:
+    found = []
+    for line in block.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            found.append((key.strip(), value.strip()))
+    return found
+
+
+_ARM_IMPLEMENTERS = {"0x41": "ARM", "0x61": "Apple", "0x51": "Qualcomm", "0x48": "HiSilicon"}
+# Arm Ltd's part numbers of the server cores a fleet meets (Arm's technical reference manuals).
+_ARM_PARTS = {
+    "0xd0c": "Neoverse-N1",
+    "0xd40": "Neoverse-V1",
+    "0xd49": "Neoverse-N2",
+    "0xd4f": "Neoverse-V2",
+}
+
+
+def _arm_model(text: str, first: dict[str, str]) -> str:
+    """ARM kernels name no model per CPU; a machine-wide `Hardware`/`Model` line may."""
+    for key in ("Hardware", "Model"):
+        found = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
+        if found:
+            return found[1]
+    implementer = first.get("CPU implementer", "")
+    if implementer:
+        name = _ARM_IMPLEMENTERS.get(implementer.lower(), implementer)
+        part = first.get("CPU part", "?").lower()
+        if name == "ARM" and part in _ARM_PARTS:
+            return f"ARM {_ARM_PARTS[part]}"
+        return f"{name} part {part}"
+    return ""
+
+
+def parse_max_khz(text: str) -> float:
+    """cpufreq's `cpuinfo_max_freq` (kHz) in MHz; 0 when unreadable."""
+    try:
+        return int(text.strip()) / 1000
+    except ValueError:
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    cpus: float = 0.0  # 0: no quota
+    memory_bytes: int = 0  # 0: no limit
+
+
+def cgroup_limits(read: Callable[[str], str | None]) -> Limits:
+    """The tightest CPU quota and memory limit on this process's cgroup and its ancestors,
+    v2 (`cpu.max`, `memory.max`) or v1 (`cpu.cfs_quota_us`/`cpu.cfs_period_us`,
+    `memory.limit_in_bytes`). `read(path)` gives a file's text, None when it is absent."""
+    membership = read("/proc/self/cgroup") or ""
+    cpus: list[float] = []
+    memory: list[int] = []
+    for line in membership.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2's unified hierarchy
+            for directory in _ancestors(CGROUP_ROOT, path):
+                cpus += _v2_cpu(read(f"{directory}/cpu.max"))
+                memory += _bytes(read(f"{directory}/memory.max"))
+            continue
+        names = controllers.split(",")
+        if "cpu" in names:
+            for directory in _ancestors(f"{CGROUP_ROOT}/{controllers}", path):
+                quota = _number(read(f"{directory}/cpu.cfs_quota_us"))
+                period = _number(read(f"{directory}/cpu.cfs_period_us"))
+                if quota and quota > 0 and period and period > 0:
+                    cpus.append(quota / period)
+        if "memory" in names:
+            for directory in _ancestors(f"{CGROUP_ROOT}/{controllers}", path):
+                memory += _bytes(read(f"{directory}/memory.limit_in_bytes"))
+    return Limits(min(cpus, default=0.0), min(memory, default=0))
+
+
+def _ancestors(mount: str, path: str) -> list[str]:
+    """The cgroup directory of `path` under `mount` and each one above it, up to the mount."""
+    parts = PurePosixPath(path or "/").parts[1:]
+    return [str(PurePosixPath(mount, *parts[:n])) for n in range(len(parts), -1, -1)]
+
+
+def _v2_cpu(text: str | None) -> list[float]:
+    """`cpu.max`: "QUOTA PERIOD" or "max PERIOD"."""
+    if not text:
+        return []
+    quota, _, period = text.strip().partition(" ")
+    try:
+        return [int(quota) / int(period)] if quota != "max" else []
+    except (ValueError, ZeroDivisionError):
+        return []
+
+
+def _bytes(text: str | None) -> list[int]:
+    value = _number(text)
+    return [int(value)] if value is not None and 0 < value < _NO_LIMIT_BYTES else []
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text.strip()) if text and text.strip() != "max" else None
+    except ValueError:
+        return None
+
+
+# --- NVIDIA -------------------------------------------------------------------------------
+
+# What `nvidia_gpus` asks nvidia-smi for; drivers before 510 lack compute_cap.
+NVIDIA_SMI_QUERY = "name,memory.total,compute_cap,driver_version"
+NVIDIA_SMI_OLD_QUERY = "name,memory.total,driver_version"
+
+
+def parse_nvidia_smi(csv: str, *, with_compute_cap: bool = True) -> tuple[Gpu, ...]:
+    """Lines of `--query-gpu=NVIDIA_SMI_QUERY --format=csv,noheader,nounits` (memory in MiB);
+    a line that does not parse is skipped."""
+    gpus = []
+    for line in csv.splitlines():
+        want = 4 if with_compute_cap else 3
+        # A name may hold commas; the fields after it never do.
+        cells = [c.strip() for c in line.rsplit(",", want - 1)]
+        if len(cells) < want:
+            continue
+        name, rest = cells[0], cells[1:]
+        try:
+            memory = round(float(rest[0]) / 1024, 1)
+        except ValueError:
+            continue
+        capability = rest[1] if with_compute_cap else ""
+        gpus.append(
+            Gpu("nvidia", name, memory, compute_capability=_known(capability), driver=rest[-1])
+        )
+    return tuple(gpus)
+
+
+def nvml_gpus(pynvml: Any) -> tuple[Gpu, ...]:
+    """The GPUs NVML lists, through an imported `pynvml` (nvidia-ml-py); raises its NVMLError
+    when there is no driver, which the caller takes as "ask nvidia-smi"."""
+    pynvml.nvmlInit()
+    try:
+        driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        gpus = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total
+            gpus.append(
+                Gpu(
+                    "nvidia",
+                    _text(pynvml.nvmlDeviceGetName(handle)),
+                    round(memory / 2**30, 1),
+                    compute_capability=f"{major}.{minor}",
+                    driver=driver,
+                )
+            )
+        return tuple(gpus)
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _known(value: str) -> str:
+    """nvidia-smi's "[N/A]" and "[Not Supported]" are no value."""
+    return "" if value.startswith("[") else value
