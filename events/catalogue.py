@@ -214,6 +214,33 @@ class TaskCompleted(OfTask, frozen=True, tag="task.completed"):
     coverage_key: str = ""  # the session's coverage data so far (dtf_coverage object store)
 
 
+class ProcessSample(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One process of a task's tree, as last seen."""
+
+    pid: int
+    name: str = ""
+    rss_mb: float = 0.0
+    status: str = ""  # psutil's: running, sleeping, zombie, ...
+
+
+class SystemContext(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The worker's machine when a task failed for a reason other than its tests: what an
+    operator needs to tell a full disk from an OOM kill from an overloaded box."""
+
+    at: float
+    cpu_percent: float = -1.0
+    memory_percent: float = -1.0
+    memory_available_gb: float = 0.0
+    disk_free_gb: float = 0.0  # in the bundle cache's file system
+    load: tuple[float, ...] = ()  # 1, 5 and 15 minute load averages
+    gpu_percent: tuple[float, ...] = ()  # per GPU, where NVML answers
+    gpu_memory_used_gb: tuple[float, ...] = ()
+    processes: tuple[ProcessSample, ...] = ()  # the task's tree, its root first
+    processes_age_s: float = 0.0  # how long before the failure the tree was last seen
+    oom: tuple[str, ...] = ()  # OOM-killer evidence: kernel log lines, cgroup oom_kill counts
+    output_tail: str = ""  # the task's last lines of output
+
+
 class TaskFailed(OfTask, frozen=True, tag="task.failed"):
     """The task could not produce results (crash, timeout, lost worker, bad environment).
 
@@ -227,6 +254,7 @@ class TaskFailed(OfTask, frozen=True, tag="task.failed"):
     cases: tuple[CaseResult, ...] = ()
     term: int = 0
     coverage_key: str = ""  # as TaskCompleted's: what ran before the failure was measured
+    context: SystemContext | None = None  # for failures not of the tests (infrastructure...)
 
 
 class TaskRetryScheduled(OfTask, frozen=True, tag="task.retry_scheduled"):

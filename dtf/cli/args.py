@@ -240,6 +240,14 @@ def _add_worker(sub: Any) -> None:
         help="the interpreter that runs the tests and commands, e.g. a project's "
         ".venv/bin/python (default: [tool.dtf] python, else dtf's own)",
     )
+    testing = worker.add_argument_group("exercising the error pipeline")
+    testing.add_argument(
+        "--simulate-error",
+        metavar="CATEGORY[:MESSAGE]",
+        help="fail every task (not health checks) with this error category (infrastructure, "
+        "timeout, environment, internal, test), carrying the system context a real one "
+        "would: to try retries, quarantine and alerts",
+    )
     install = worker.add_argument_group("install")
     install.add_argument(
         "--target",

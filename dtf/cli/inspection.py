@@ -14,6 +14,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from dtf.cli.worker_view import context_lines, print_worker
 from dtf.core.describe import describe
 from dtf.core.state import View
 from dtf.errors import ConfigError, StoreError
@@ -142,6 +143,10 @@ async def show(
     store = await _with_store(urls, "dtf-show")
     try:
         records = await store.load(subjects, timeout=120)
+        # A worker's failures are on its tasks' subjects: the error history reads them all.
+        failures = (
+            await store.load(f"{ROOT}.task.*.*.failed", timeout=120) if kind == "worker" else []
+        )
     finally:
         await store.close()
     view = View()  # judges signers as the coordinator does: a forgery shows as REJECTED
@@ -159,6 +164,21 @@ async def show(
         for rec in records:
             if isinstance(rec, Recorded) and isinstance(rec.event, TaskCompleted | TaskFailed):
                 _print_cases(console, rec.event.cases)
+                if isinstance(rec.event, TaskFailed) and rec.event.context is not None:
+                    console.print(f"  system context (attempt {rec.event.attempt}):")
+                    for line in context_lines(rec.event.context):
+                        console.print(f"    {line}", markup=False, highlight=False)
+    if kind == "worker" and ident:
+        mine = [
+            r.event
+            for r in map(view.admit, failures)
+            if isinstance(r, Recorded)
+            and isinstance(r.event, TaskFailed)
+            and r.event.worker_id == ident
+            and (since is None or r.at >= since)
+            and (until is None or r.at <= until)
+        ]
+        print_worker(console, view.workers.get(ident), mine)
     return 0
 
 

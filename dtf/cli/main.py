@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import cast, get_args
 
 from rich.console import Console
 
@@ -23,6 +24,7 @@ from dtf.client.options import RunOptions
 from dtf.core import requirements
 from dtf.core.scheduling import strategy
 from dtf.errors import ConfigError, DtfError, StoreError
+from events.catalogue import Category
 
 DEFAULT_LOCAL = "nats://127.0.0.1:4222"
 
@@ -101,6 +103,7 @@ async def _worker(args: argparse.Namespace, console: Console) -> int:
         return await _worker_admin(args)
     if args.slots < 1:
         raise ConfigError("--slots must be at least 1")
+    simulated = _simulated_error(args.simulate_error) if args.simulate_error else None
     if args.exit_with_parent:  # started by `dtf run`: never outlive it
         from dtf.runner.child.lifeline import exit_with_parent
 
@@ -119,11 +122,23 @@ async def _worker(args: argparse.Namespace, console: Console) -> int:
             cache_dir=args.cache_dir,
             prewarm=tuple(json.loads(args.prewarm)) if args.prewarm else None,
             interpreter=interpreter,
+            simulate_error=simulated,
         )
         await _serve(worker.run)
     finally:
         await store.close()
     return 0
+
+
+def _simulated_error(value: str) -> tuple[Category, str]:
+    """`--simulate-error`'s CATEGORY[:MESSAGE]."""
+    category, _, message = value.partition(":")
+    known = [c for c in get_args(Category) if c != "cancelled"]
+    if category not in known:
+        raise ConfigError(
+            f"--simulate-error: unknown category {category!r} (one of: {', '.join(known)})"
+        )
+    return cast(Category, category), message.strip() or f"simulated {category} error"
 
 
 def _key_name() -> str | None:

@@ -79,8 +79,10 @@ async def run_command(
     cancelled: asyncio.Event | None = None,
     env: dict[str, str] | None = None,
     results: Path,
+    on_start: Callable[[int], None] | None = None,
 ) -> CommandOutcome:
-    """Run argv; the command may write its metrics to `results` (an absent file)."""
+    """Run argv; the command may write its metrics to `results` (an absent file).
+    `on_start` gets the process id once it runs."""
     full_env = {**os.environ, **(env or {}), "DTF_RESULTS_FILE": str(results)}
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -99,6 +101,8 @@ async def run_command(
             message=f"cannot start {argv[0]!r}: {exc.strerror or exc}",
         )
 
+    if on_start is not None:
+        on_start(proc.pid)
     tail = bytearray()
 
     async def pump() -> None:
@@ -122,7 +126,12 @@ async def run_command(
         pumping.cancel()
         if stopper is not None and stopper in done:
             return CommandOutcome(-9, category="cancelled", message="cancelled")
-        return CommandOutcome(-9, category="timeout", message=f"timeout after {timeout:g}s")
+        return CommandOutcome(
+            -9,
+            category="timeout",
+            message=f"timeout after {timeout:g}s",
+            output_tail=tail.decode(errors="replace"),
+        )
     kill_group(proc.pid)  # leftovers the command spawned must not outlive its task
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(pumping, 5)

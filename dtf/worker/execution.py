@@ -30,6 +30,7 @@ from dtf.nats.store import EventStore
 from dtf.runner.pytest_session import PytestSession
 from dtf.worker.checkpoint import Checkpoints
 from dtf.worker.command import run_command
+from dtf.worker.context import TreeWatch
 from dtf.worker.coverage import SessionCoverage
 from dtf.worker.interpreter import Interpreter
 from events.catalogue import (
@@ -63,6 +64,7 @@ class Slot:
     attempt: int = 0
     last_seq: int = 0  # sequence of this attempt's latest event: the guard for the next one
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    tree: TreeWatch = field(default_factory=TreeWatch)  # the attempt's processes, sampled
 
 
 class Executor:
@@ -123,6 +125,7 @@ class Executor:
             began = time.monotonic()
             outcome = await self._run_with_checkpoints(slot, spec, workdir)
             if outcome.category is not None:
+                slot.tree.output_tail = outcome.output_tail
                 return self.failed(spec, outcome.category, outcome.message)
             code = outcome.exit_code
             case = CaseResult(
@@ -147,8 +150,10 @@ class Executor:
             session.run(spec.nodeids, spec.timeout, self._progress_sink(spec.task_id, slot))
         )
         cancel = asyncio.ensure_future(slot.cancelled.wait())
+        watching = asyncio.ensure_future(slot.tree.follow(lambda: session.pid))
         await asyncio.wait({runner, cancel}, return_when=asyncio.FIRST_COMPLETED)
         cancel.cancel()
+        watching.cancel()
         if not runner.done():  # cancelled: the process goes, the coordinator already decided
             await self.release(slot)
             runner.cancel()
@@ -198,6 +203,8 @@ class Executor:
                 slot.last_seq = await self.append_guarded(slot, event)
 
         saver = asyncio.create_task(self.checkpoints.keep_saving(spec.task_id, directory, saved))
+        pids: list[int] = []
+        watching = asyncio.create_task(slot.tree.follow(lambda: pids[-1] if pids else None))
         try:
             outcome = await run_command(
                 list(spec.argv),
@@ -207,8 +214,10 @@ class Executor:
                 cancelled=slot.cancelled,
                 env=self.interpreter.command_env({"DTF_CHECKPOINT_DIR": str(directory)}),
                 results=tmp / "results.json",
+                on_start=pids.append,
             )
         finally:
+            watching.cancel()
             saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await saver

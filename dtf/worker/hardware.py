@@ -68,10 +68,7 @@ def detect(
     max_mhz = probes.parse_max_khz(
         _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") or ""
     )
-    disk = 0.0
-    with contextlib.suppress(OSError):
-        where = cache_dir if cache_dir is not None and cache_dir.exists() else Path.home()
-        disk = round(shutil.disk_usage(where).free / 2**30, 1)
+    disk = disk_free_gb(cache_dir)
     return Capabilities(
         platform=sys.platform,
         hostname=socket.gethostname(),
@@ -89,6 +86,14 @@ def detect(
         cpu_limit=limits.cpus if 0 < limits.cpus < cpus else 0.0,
         memory_limit_gb=limit_gb if 0 < limit_gb < memory_gb else 0.0,
     )
+
+
+def disk_free_gb(directory: Path | None) -> float:
+    """Free space where `directory` is (the home directory before it exists); 0 unknown."""
+    with contextlib.suppress(OSError):
+        where = directory if directory is not None and directory.exists() else Path.home()
+        return round(shutil.disk_usage(where).free / 2**30, 1)
+    return 0.0
 
 
 def load() -> tuple[float, float]:

@@ -224,3 +224,54 @@ def _text(value: str | bytes) -> str:
 def _known(value: str) -> str:
     """nvidia-smi's "[N/A]" and "[Not Supported]" are no value."""
     return "" if value.startswith("[") else value
+
+
+# --- OOM-killer evidence -------------------------------------------------------------------
+
+# The kernel's words for an OOM kill (mm/oom_kill.c): the summary line and the oom-kill line.
+_OOM = re.compile(
+    r"(?:Out of memory|Memory cgroup out of memory): Killed process (?P<pid>\d+)"
+    r"|oom-kill:.*?\bpid=(?P<pid2>\d+)"
+)
+
+
+def oom_lines(kernel_log: str, pids: set[int] | None = None, keep: int = 5) -> tuple[str, ...]:
+    """The kernel log's OOM-kill lines (`dmesg` output), of `pids` when given; the last `keep`."""
+    found = []
+    for line in kernel_log.splitlines():
+        hit = _OOM.search(line)
+        if hit and (pids is None or int(hit["pid"] or hit["pid2"]) in pids):
+            found.append(line.strip())
+    return tuple(found[-keep:])
+
+
+def oom_kills(events: str | None) -> int | None:
+    """The `oom_kill N` count of cgroup v2's memory.events (v1's memory.oom_control writes the
+    same line); None when the file is absent or does not say."""
+    for line in (events or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def own_cgroup_file(read: Callable[[str], str | None], v2_name: str, v1: tuple[str, str]) -> str:
+    """The text of this process's own cgroup file `v2_name` (v2), or of `v1` = (controller,
+    name) on a v1 hierarchy; the nearest ancestor's where the cgroup's own is not visible
+    (a container sees its cgroup as the mount's root). "" when there is none."""
+    for line in (read("/proc/self/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            candidates = [f"{d}/{v2_name}" for d in _ancestors(CGROUP_ROOT, path)]
+        elif v1[0] in controllers.split(","):
+            mount = f"{CGROUP_ROOT}/{controllers}"
+            candidates = [f"{d}/{v1[1]}" for d in _ancestors(mount, path)]
+        else:
+            continue
+        for candidate in candidates:
+            if (text := read(candidate)) is not None:
+                return text
+    return ""

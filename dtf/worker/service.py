@@ -31,6 +31,7 @@ from dtf.errors import BundleError, ConcurrencyConflict, DtfError, StoreError
 from dtf.nats.consumer import Consumer, Delivery
 from dtf.nats.store import EventStore
 from dtf.runner.pytest_session import PytestSession
+from dtf.worker.context import WITH_CONTEXT, capture
 from dtf.worker.execution import Executor, Slot
 from dtf.worker.hardware import detect, load
 from dtf.worker.interpreter import Interpreter, probe
@@ -40,10 +41,12 @@ from events.catalogue import (
     AnyEvent,
     Capabilities,
     CaseResult,
+    Category,
     OfTask,
     TaskAssigned,
     TaskCancelled,
     TaskCompleted,
+    TaskFailed,
     TaskQueued,
     TaskResultSuperseded,
     TaskSpeculated,
@@ -102,12 +105,17 @@ class Worker:
         prewarm: tuple[str, ...] | None = None,
         interpreter: Interpreter | None = None,
         sessions: Sequence[PytestSession] = (),
+        simulate_error: tuple[Category, str] | None = None,
     ) -> None:
         """`interpreter` runs the tests and commands (default: the one dtf runs in).
 
         `prewarm` (pytest arguments) starts every slot's pytest for the project in the current
         directory at once; `sessions` hands the slots sessions started already, for the same
         project (`dtf run` starts its embedded workers' before its server is up).
+
+        For exercising the error pipeline: `simulate_error` (category, message) fails every
+        task but health checks as if that error happened here, with the system context a
+        real one carries.
         """
         self.store = store
         self._prewarm = prewarm
@@ -131,6 +139,7 @@ class Worker:
         self._stop = asyncio.Event()
         self.closed = False  # set by `close()`: every loop of this worker ends
         self.caps: Capabilities | None = None
+        self.simulate_error = simulate_error
 
     def _event(self, cls: type, **fields) -> AnyEvent:
         return new_event(cls, self.id, **fields)
@@ -331,8 +340,14 @@ class Worker:
             return
         spec = await reading
         began = time.monotonic()
+        slot.tree.reset()
         try:
-            result = await self.executor.execute(slot, spec)
+            if self.simulate_error and spec.kind != "health":
+                category, message = self.simulate_error
+                cases = tuple(CaseResult(n, "error", message=message) for n in spec.nodeids)
+                result = self.executor.failed(spec, category, message, cases)
+            else:
+                result = await self.executor.execute(slot, spec)
         except Exception as exc:
             if isinstance(exc, DtfError):
                 category = "environment" if isinstance(exc, BundleError) else "infrastructure"
@@ -344,6 +359,10 @@ class Worker:
         result = msgspec.structs.replace(result, attempt=assigned.attempt)
         if isinstance(result, TaskCompleted):
             result = msgspec.structs.replace(result, duration=time.monotonic() - began)
+        elif isinstance(result, TaskFailed) and result.category in WITH_CONTEXT:
+            tail = next((c.longrepr for c in result.cases if c.longrepr), "")
+            context = await asyncio.to_thread(capture, slot.tree, self.executor.cache.root, tail)
+            result = msgspec.structs.replace(result, context=context)
         try:
             # Guarded by this attempt's own last write: any other writer (a coordinator that
             # gave up on the attempt) makes it stale.

@@ -3,7 +3,9 @@ message and the worker's system context at the time, for grouping and triage."""
 
 from __future__ import annotations
 
-from events.catalogue import CaseResult, TaskCompleted, TaskFailed
+import msgspec
+
+from events.catalogue import CaseResult, SystemContext, TaskCompleted, TaskFailed
 from projections.analytics.fingerprint import fingerprint
 from projections.pipeline.folded import Batch, Folded
 from projections.pipeline.table import Table
@@ -13,7 +15,8 @@ from projections.pipeline.writes import Writes, to_json
 # infrastructure and internal, "warning" for timeout/environment, "info" for test and
 # cancelled.  A TaskFailed's cases get rows only when their message differs from the task's,
 # so one failure is not repeated once per test.  context: JSON with "worker", "run" (the
-# run's labels) and "task" keys.
+# run's labels) and "task" keys, and "system" (events.catalogue.SystemContext) where the
+# worker reported its machine's state with the failure.
 ERRORS = Table(
     "errors",
     (
@@ -52,10 +55,13 @@ def case_message(case: CaseResult) -> str:
     return (case.message or case.longrepr)[:MESSAGE_CHARS]
 
 
-def context_of(f: Folded) -> str:
-    """What the worker and the run looked like when the error happened."""
+def context_of(f: Folded, system: SystemContext | None = None) -> str:
+    """What the worker and the run looked like when the error happened, with the machine's
+    state the worker reported with the failure (`system`) where it did."""
     w = f.worker
     ctx: dict[str, object] = {}
+    if system is not None:
+        ctx["system"] = msgspec.to_builtins(system)
     if w is not None:
         ctx["worker"] = {
             "platform": w.platform,
@@ -106,7 +112,7 @@ class Errors:
             worker_id = event.worker_id or f.task.state.worker_id or None
             host = f.worker.hostname if f.worker else None
             hardware = f.worker.hardware if f.worker else None
-            context = context_of(f)
+            context = context_of(f, event.context if isinstance(event, TaskFailed) else None)
             for nodeid, category, message in failures:
                 rows.append(
                     (

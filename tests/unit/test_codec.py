@@ -60,6 +60,10 @@ def values(info: mi.Type, *, writable: bool) -> st.SearchStrategy[object]:
             )
         case mi.StructType():
             return structs(info, writable=writable)
+        case mi.NoneType():
+            return st.none()
+        case mi.UnionType(types=types):
+            return st.one_of(*(values(t, writable=writable) for t in types))
     raise TypeError(f"no strategy for {info!r}: extend tests/test_codec.py")
 
 
