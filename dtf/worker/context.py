@@ -106,23 +106,13 @@ def _kernel_log() -> str:
 
 
 def _gpus() -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-GPU utilisation (%) and memory used (GiB) from NVML; () where it does not answer."""
+    """GPU use from NVML; () where it does not answer (no package, no driver, no GPU)."""
     try:
         import pynvml
 
-        pynvml.nvmlInit()
+        return probes.nvml_usage(pynvml)
     except Exception:
         return (), ()
-    try:
-        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        busy = tuple(float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu) for h in handles)
-        used = tuple(round(pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**30, 1) for h in handles)
-        return busy, used
-    except Exception:
-        return (), ()
-    finally:
-        with contextlib.suppress(Exception):
-            pynvml.nvmlShutdown()
 
 
 def capture(watch: TreeWatch, disk_dir: Path, output_tail: str = "") -> SystemContext:

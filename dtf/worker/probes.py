@@ -217,6 +217,20 @@ def nvml_gpus(pynvml: Any) -> tuple[Gpu, ...]:
         pynvml.nvmlShutdown()
 
 
+def nvml_usage(pynvml: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-GPU utilisation (%) and memory used (GiB) now, through an imported `pynvml`;
+    raises its NVMLError where there is no driver."""
+    pynvml.nvmlInit()
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        busy = tuple(float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu) for h in handles)
+        used = tuple(round(pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**30, 1) for h in handles)
+        return busy, used
+    finally:
+        pynvml.nvmlShutdown()
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

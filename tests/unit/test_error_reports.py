@@ -88,3 +88,19 @@ def test_context_lines_name_what_an_operator_reads() -> None:
     for part in ("cpu 90%, load 4 3 2", "memory 97.5% used", "10 python3 900.5 MB zombie"):
         assert part in text
     assert "oom: Out of memory" in text and text.endswith("  b")
+
+
+def test_nvml_usage_per_gpu_and_shuts_down() -> None:
+    from types import SimpleNamespace
+
+    calls: list[str] = []
+    nvml = SimpleNamespace(
+        nvmlInit=lambda: calls.append("init"),
+        nvmlShutdown=lambda: calls.append("shutdown"),
+        nvmlDeviceGetCount=lambda: 2,
+        nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetUtilizationRates=lambda i: SimpleNamespace(gpu=[87, 0][i]),
+        nvmlDeviceGetMemoryInfo=lambda i: SimpleNamespace(used=[40 * 2**30, 2**29][i]),
+    )
+    assert probes.nvml_usage(nvml) == ((87.0, 0.0), (40.0, 0.5))
+    assert calls == ["init", "shutdown"]
