@@ -248,6 +248,17 @@ def _add_worker(sub: Any) -> None:
         "timeout, environment, internal, test), carrying the system context a real one "
         "would: to try retries, quarantine and alerts",
     )
+    testing.add_argument(
+        "--simulate-disconnect",
+        type=float,
+        metavar="SECONDS",
+        help="once the first task has started here, cut this worker's connection to the "
+        "server for SECONDS (a relay on 127.0.0.1 drops it and refuses reconnects), while "
+        "the task runs on: past the coordinator's --lost-after the worker is declared lost, "
+        "its attempt is retried elsewhere, and it rejoins when the connection is back.  The "
+        "coordinator declares nobody lost while no heartbeat at all reaches it, so try it "
+        "with a second worker running",
+    )
     install = worker.add_argument_group("install")
     install.add_argument(
         "--target",

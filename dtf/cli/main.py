@@ -111,7 +111,15 @@ async def _worker(args: argparse.Namespace, console: Console) -> int:
     settings = load_settings(Path.cwd())
     python = resolve(args.python) if args.python else settings.python or None
     interpreter = await asyncio.to_thread(probe, python)  # a bad one fails before connecting
-    store = await EventStore.connect(_connect_url(args), name="dtf-worker")
+    urls, relay = _connect_url(args), None
+    if args.simulate_disconnect is not None:
+        if not 0 < args.simulate_disconnect < float("inf"):
+            raise ConfigError("--simulate-disconnect takes a number of seconds above 0")
+        from dtf.worker.relay import Relay
+
+        relay = Relay(urls[0])
+        urls = [await relay.start()]
+    store = await EventStore.connect(urls, name="dtf-worker")
     try:
         worker = Worker(
             store,
@@ -123,10 +131,15 @@ async def _worker(args: argparse.Namespace, console: Console) -> int:
             prewarm=tuple(json.loads(args.prewarm)) if args.prewarm else None,
             interpreter=interpreter,
             simulate_error=simulated,
+            simulate_disconnect=(
+                None if relay is None else lambda: relay.cut(args.simulate_disconnect)
+            ),
         )
         await _serve(worker.run)
     finally:
         await store.close()
+        if relay is not None:
+            await relay.stop()
     return 0
 
 

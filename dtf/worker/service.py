@@ -18,7 +18,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +106,7 @@ class Worker:
         interpreter: Interpreter | None = None,
         sessions: Sequence[PytestSession] = (),
         simulate_error: tuple[Category, str] | None = None,
+        simulate_disconnect: Callable[[], None] | None = None,
     ) -> None:
         """`interpreter` runs the tests and commands (default: the one dtf runs in).
 
@@ -115,7 +116,9 @@ class Worker:
 
         For exercising the error pipeline: `simulate_error` (category, message) fails every
         task but health checks as if that error happened here, with the system context a
-        real one carries.
+        real one carries; `simulate_disconnect` is called once, when the first task (not a
+        health check) has started here, to cut this worker off its server for a while
+        (`dtf.worker.relay`): the task runs on meanwhile.
         """
         self.store = store
         self._prewarm = prewarm
@@ -140,6 +143,7 @@ class Worker:
         self.closed = False  # set by `close()`: every loop of this worker ends
         self.caps: Capabilities | None = None
         self.simulate_error = simulate_error
+        self.simulate_disconnect = simulate_disconnect
 
     def _event(self, cls: type, **fields) -> AnyEvent:
         return new_event(cls, self.id, **fields)
@@ -222,12 +226,36 @@ class Worker:
     async def _heartbeat(self) -> None:
         # Not `while True`: on Python 3.11 a cancellation can be lost inside nats-py's
         # wait_for (gh-86296), and a worker living in `dtf run` must still end.
+        failing = False
         while not self.closed:
             try:
                 await self.store.beat(self.id, self._beat())
             except StoreError as exc:
                 log.warning("%s", exc)
+                failing = True
+            else:
+                if failing:
+                    failing = False
+                    await self._rejoin_if_lost()
             await asyncio.sleep(topology.HEARTBEAT_INTERVAL_S)
+
+    async def _rejoin_if_lost(self) -> None:
+        """After an outage, register again if the coordinator declared this worker lost
+        meanwhile: that WorkerLost was published while we could not hear it (`_on_about_me`
+        listens live), so only the stream tells, and a worker that missed it would beat on,
+        alive but never assigned anything again."""
+        try:
+            history = await self.store.load(worker_subject(self.id), timeout=30)
+        except StoreError as exc:
+            log.warning("cannot check this worker's standing after an outage: %s", exc)
+            return
+        view = View()
+        for rec in history:
+            view.fold(rec)
+        state = view.workers.get(self.id)
+        if state is not None and state.status == "lost" and not self._stop.is_set():
+            log.warning("declared lost while disconnected; registering again")
+            await self._register()
 
     async def _drain(self, sub: Consumer) -> None:
         """Wait until nothing is queued locally, running, or still pending on the consumer.
@@ -339,6 +367,9 @@ class Worker:
             log.info("task %s moved on before it started here; skipped", assigned.task_id)
             return
         spec = await reading
+        if self.simulate_disconnect is not None and spec.kind != "health":
+            cut, self.simulate_disconnect = self.simulate_disconnect, None
+            cut()
         began = time.monotonic()
         slot.tree.reset()
         try:

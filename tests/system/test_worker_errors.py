@@ -8,7 +8,13 @@ import subprocess
 from pathlib import Path
 
 from dtf.nats.store import EventStore
-from events.catalogue import TaskFailed, WorkerQuarantined
+from events.catalogue import (
+    TaskFailed,
+    TaskResultSuperseded,
+    WorkerLost,
+    WorkerQuarantined,
+    WorkerRegistered,
+)
 from tests.support.cluster import PY, Cluster, project
 from tests.support.polling import eventually
 from tests.system.test_run_e2e import one_line_error
@@ -122,3 +128,59 @@ def test_a_bad_simulated_error_is_one_line(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert "unknown category 'bogus'" in one_line_error(result)
+
+
+def test_a_simulated_disconnect_loses_the_worker_retries_and_rejoins(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """w1's connection is cut for 8 s as its task starts: the coordinator hears only w2 and
+    declares w1 lost, the attempt is retried on w2 and the run passes; when the connection is
+    back, w1 finds it was declared lost (it could not hear it), registers again, and its late
+    result is recorded as superseded."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    body = (
+        "import pathlib, time\n\n"
+        "def test_{n}():\n"
+        f"    mark = pathlib.Path({str(marks)!r}) / '{{n}}'\n"
+        "    if mark.exists():\n        return  # the retry\n"
+        "    mark.touch()\n"
+        "    time.sleep(6)\n"
+    )
+    root = project(tmp_path, {f"test_{n}.py": body.format(n=n) for n in "ab"})
+    cluster.start("coordinator", "coordinator", "--lost-after", "2")
+    cluster.worker("w1", "--simulate-disconnect", "8")
+    cluster.worker("w2")
+    run = cluster.run(root, "--split", "file", ".")
+    out, err = run.communicate(timeout=90)
+    assert run.returncode == 0, (out, err)
+    assert "2 passed" in out
+
+    lost = events_of(cluster, "dtf.evt.worker.w1.>", WorkerLost)
+    assert len(lost) == 1 and "no heartbeat" in lost[0].reason
+    failed = events_of(cluster, "dtf.evt.task.*.*.failed", TaskFailed)
+    assert [(f.worker_id, f.category) for f in failed] == [("w1", "infrastructure")]
+
+    def rejoined() -> bool:
+        return len(events_of(cluster, "dtf.evt.worker.w1.>", WorkerRegistered)) == 2
+
+    eventually(rejoined, timeout=30, interval=0.3)
+    superseded = eventually(
+        lambda: events_of(cluster, "dtf.evt.task.>", TaskResultSuperseded), timeout=30
+    )
+    assert superseded[0].worker_id == "w1" and superseded[0].task_id == failed[0].task_id
+    log = (tmp_path / "w1.log").read_text()
+    assert "simulating a network outage of 8s" in log
+    assert "declared lost while disconnected; registering again" in log
+
+
+def test_a_bad_simulated_disconnect_is_one_line(tmp_path: Path) -> None:
+    for value, server, says in (
+        ("0", "nats://127.0.0.1:1", "above 0"),
+        ("3", "tls://127.0.0.1:1", "relays nats:// only"),
+    ):
+        result = subprocess.run(
+            [PY, "-m", "dtf", "worker", "--simulate-disconnect", value, "--server", server],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert says in one_line_error(result)
