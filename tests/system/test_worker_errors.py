@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from pathlib import Path
 
 from dtf.nats.store import EventStore
@@ -18,6 +19,8 @@ from events.catalogue import (
 from tests.support.cluster import PY, Cluster, project
 from tests.support.polling import eventually
 from tests.system.test_run_e2e import one_line_error
+from tui.alerts.rules import conditions
+from tui.fleet import Fleet
 
 
 def dtf(*args: str, cluster: Cluster, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -27,15 +30,19 @@ def dtf(*args: str, cluster: Cluster, cwd: Path) -> subprocess.CompletedProcess[
     )  # fmt: skip
 
 
-def events_of(cluster: Cluster, subject: str, kind: type) -> list:
+def records_of(cluster: Cluster, subject: str) -> list:
     async def load() -> list:
         store = await EventStore.connect(cluster.url)
         try:
-            return [r.event for r in await store.load(subject) if isinstance(r.event, kind)]
+            return await store.load(subject)
         finally:
             await store.close()
 
     return asyncio.run(load())
+
+
+def events_of(cluster: Cluster, subject: str, kind: type) -> list:
+    return [r.event for r in records_of(cluster, subject) if isinstance(r.event, kind)]
 
 
 def test_a_simulated_error_carries_context_is_retried_and_quarantines(
@@ -136,7 +143,8 @@ def test_a_simulated_disconnect_loses_the_worker_retries_and_rejoins(
     """w1's connection is cut for 8 s as its task starts: the coordinator hears only w2 and
     declares w1 lost, the attempt is retried on w2 and the run passes; when the connection is
     back, w1 finds it was declared lost (it could not hear it), registers again, and its late
-    result is recorded as superseded."""
+    result is recorded as superseded.  The dashboard's alert rules raise both incidents."""
+    began = time.time()
     marks = tmp_path / "marks"
     marks.mkdir()
     body = (
@@ -172,6 +180,13 @@ def test_a_simulated_disconnect_loses_the_worker_retries_and_rejoins(
     log = (tmp_path / "w1.log").read_text()
     assert "simulating a network outage of 8s" in log
     assert "declared lost while disconnected; registering again" in log
+
+    fleet = Fleet(started_at=began)
+    for rec in records_of(cluster, "dtf.evt.>"):
+        fleet.fold(rec)
+    raised = {c.title: c.tier for c in conditions(fleet, time.time())}
+    assert raised["worker w1 lost"] == "critical", raised
+    assert raised[f"task {failed[0].task_id} failed (infrastructure) on w1"] == "critical"
 
 
 def test_a_bad_simulated_disconnect_is_one_line(tmp_path: Path) -> None:
