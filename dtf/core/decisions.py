@@ -84,12 +84,21 @@ def cancellations(view: View, stamp: Stamp) -> list[AnyEvent]:
 
 def retries(view: View, stamp: Stamp) -> list[AnyEvent]:
     """A retry for each attempt that failed for a retryable reason: after a jittered backoff,
-    avoiding the workers it failed on, and on a larger machine after a resource exhaustion."""
+    avoiding the workers it failed on, and on a larger machine after a resource exhaustion.
+
+    A larger machine is asked for only when one has registered: on a fleet of one size the
+    retry could never be placed, and would wait for ever instead of running again and, if it
+    exhausts the machine every time, failing after its last attempt with the reason."""
     events: list[AnyEvent] = []
     for task_id in view.retrying_ids:
         task = view.tasks[task_id]
         worker = view.workers.get(task.worker_id)
-        escalate = task.category == "infrastructure" and retry.resource_exhaustion(task.message)
+        memory = worker.registered.capabilities.memory_gb if worker else 0.0
+        escalate = (
+            task.category == "infrastructure"
+            and retry.resource_exhaustion(task.message)
+            and any(w.registered.capabilities.memory_gb > memory for w in view.workers.values())
+        )
         events.append(
             stamp.event(
                 TaskRetryScheduled,
@@ -97,9 +106,7 @@ def retries(view: View, stamp: Stamp) -> list[AnyEvent]:
                 attempt=task.attempt,
                 not_before=stamp.now + retry.backoff(task.attempt, stamp.draw()),
                 avoid=tuple(sorted({*task.avoid, task.worker_id} - {""})),
-                min_memory_gb=worker.registered.capabilities.memory_gb
-                if escalate and worker
-                else 0,
+                min_memory_gb=memory if escalate else 0,
                 reason=f"{task.category}: {task.message}"[:300],
                 term=stamp.term,
             )

@@ -90,14 +90,15 @@ def test_a_simulated_error_carries_context_is_retried_and_quarantines(
 def test_a_crashing_test_reports_its_process_tree_and_output(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """A test that ends its own pytest process: the failed attempt carries the tree seen
-    while it ran (pytest and the child it started, with their RSS).  (Not SIGKILL: that
-    reads as resource exhaustion, whose retry waits for a larger machine.)"""
+    """A test that SIGKILLs its own pytest process: the failed attempt carries the tree seen
+    while it ran (pytest and the child it started, with their RSS).  A SIGKILL reads as the
+    OOM killer's, but with no larger worker registered the retry runs on the same one (it
+    used to wait for ever for a larger machine) and passes."""
     mark = tmp_path / "crashed"
     root = project(
         tmp_path,
         {
-            "test_crash.py": "import os, pathlib, subprocess, time\n\n"
+            "test_crash.py": "import os, pathlib, signal, subprocess, time\n\n"
             "def test_crash():\n"
             f"    mark = pathlib.Path({str(mark)!r})\n"
             "    if mark.exists():\n        return  # the retry passes\n"
@@ -105,7 +106,7 @@ def test_a_crashing_test_reports_its_process_tree_and_output(
             "    child = subprocess.Popen(['sleep', '30'])\n"
             "    time.sleep(2.5)  # long enough for the worker to sample the tree\n"
             "    child.kill()\n"
-            "    os._exit(3)\n",
+            "    os.kill(os.getpid(), signal.SIGKILL)\n",
         },
     )
     cluster.start("coordinator", "coordinator")
@@ -116,6 +117,7 @@ def test_a_crashing_test_reports_its_process_tree_and_output(
 
     failed = events_of(cluster, "dtf.evt.task.*.*.failed", TaskFailed)
     assert len(failed) == 1 and failed[0].category == "infrastructure", failed
+    assert "SIGKILL" in failed[0].message
     ctx = failed[0].context
     assert ctx is not None
     names = [p.name for p in ctx.processes]

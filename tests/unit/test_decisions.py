@@ -13,6 +13,8 @@ import itertools
 import json
 from collections.abc import Iterable
 
+from msgspec.structs import replace
+
 from dtf.core import decisions
 from dtf.core.scheduling import strategy
 from dtf.core.state import View
@@ -140,17 +142,29 @@ def test_a_backed_off_retry_waits_for_its_time() -> None:
     assert decisions.next_retry_at(log.view, [task]) == retry.not_before
 
 
-def test_a_resource_exhaustion_asks_for_a_larger_machine() -> None:
-    log = Log()
-    workers(log, "w1")
-    [task] = submit(log, "r", 1)
-    log.add(log.ev(TaskAssigned, task_id=task, worker_id="w1", attempt=1))
-    log.add(
-        log.ev(TaskFailed, task_id=task, worker_id="w1", attempt=1, category="infrastructure",
-               message="pytest process was killed by signal SIGKILL")
-    )  # fmt: skip
-    [retry] = decisions.retries(log.view, log.stamp(5.0))
-    assert retry.min_memory_gb == CAPS.memory_gb
+def test_a_resource_exhaustion_asks_for_a_larger_machine_where_one_registered() -> None:
+    """The floor is the failed worker's memory (the retry needs more), and is asked only
+    when some worker offers more: on a fleet of one size it could never be placed."""
+
+    def retried(*fleet: Capabilities) -> tuple[float, list[str]]:
+        log = Log()
+        for n, caps in enumerate(fleet, start=1):
+            log.add(log.ev(WorkerRegistered, worker_id=f"w{n}", capabilities=caps, slots=1))
+        [task] = submit(log, "r", 1)
+        log.add(log.ev(TaskAssigned, task_id=task, worker_id="w1", attempt=1))
+        log.add(
+            log.ev(TaskFailed, task_id=task, worker_id="w1", attempt=1, category="infrastructure",
+                   message="pytest process was killed by signal SIGKILL")
+        )  # fmt: skip
+        [retry] = decisions.retries(log.view, log.stamp(5.0))
+        log.add(retry)
+        placed = decisions.assignments(log.view, log.stamp(100.0), strategy("duration"))
+        return retry.min_memory_gb, [a.worker_id for a in placed]
+
+    bigger = replace(CAPS, memory_gb=64)
+    assert retried(CAPS, CAPS, bigger) == (CAPS.memory_gb, ["w3"])
+    assert retried(CAPS, CAPS) == (0.0, ["w2"])
+    assert retried(CAPS) == (0.0, ["w1"])  # the one it failed on, rather than never
 
 
 def test_lost_workers_and_their_attempts() -> None:
