@@ -2,7 +2,7 @@
 
 A projection does not touch DuckDB: its `apply` adds rows to a `Writes`, staged as numpy
 columns (DuckDB's `executemany` manages about a thousand rows a second; scanning registered
-numpy object arrays is a few hundred thousand), and the projector runs them all in the
+numpy arrays is a few hundred thousand), and the projector runs them all in the
 batch's transaction.  Rows are tuples in the order of the table's columns.
 """
 
@@ -35,14 +35,15 @@ class Writes:
         if not rows:
             return
         columns = table.names
-        staged = np.empty((len(rows), len(columns)), dtype=object)
-        # Filling a preallocated array keeps numpy from treating tuple values as dimensions.
-        staged[:] = rows
+        staged = {
+            name: _column(values, sql_type)
+            for (name, sql_type), values in zip(table.columns, zip(*rows, strict=True), strict=True)
+        }
         name = f"_staged_{len(self._steps)}_{table.name}"
         names = ", ".join(map(quoted, columns))
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         sql = f"{verb} INTO {table.name} ({names}) SELECT {names} FROM {name} {on_conflict}"
-        self._steps.append((sql, None, name, {c: staged[:, i] for i, c in enumerate(columns)}))
+        self._steps.append((sql, None, name, staged))
 
     def execute(self, sql: str, parameters: list | None = None) -> None:
         """Run `sql` with `parameters` (no result is read)."""
@@ -59,6 +60,30 @@ class Writes:
                 con.execute(sql)
             finally:
                 con.unregister(name)
+
+
+# numpy kinds a column of each SQL type may be staged as: DuckDB reads a typed array as it
+# is, where an object array makes it look at every Python value (~15% of a rebuild's time).
+_TYPED = {"DOUBLE": "fiu", "INTEGER": "iu", "BIGINT": "iu", "BOOLEAN": "b"}
+
+
+def _column(values: tuple, sql_type: str) -> np.ndarray:
+    """One column of staged rows: typed (NULLs masked) where every value is of its SQL
+    type's kind, else an object array, which DuckDB converts value by value as before."""
+    kinds = _TYPED.get(sql_type.split()[0])
+    if kinds is not None:
+        nulls = [v is None for v in values]
+        present = [0 if v is None else v for v in values] if any(nulls) else values
+        try:
+            typed = np.array(present)
+        except (OverflowError, ValueError):
+            typed = None
+        if typed is not None and typed.ndim == 1 and typed.dtype.kind in kinds:
+            return np.ma.masked_array(typed, mask=nulls) if any(nulls) else typed
+    column = np.empty(len(values), dtype=object)
+    # Filling a preallocated array keeps numpy from treating tuple values as dimensions.
+    column[:] = values
+    return column
 
 
 _json = msgspec.json.Encoder(order="sorted")
