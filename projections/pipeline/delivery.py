@@ -10,6 +10,7 @@ on one core, in its own process they overlap (see docs/architecture.md).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import signal
@@ -20,12 +21,13 @@ from pathlib import Path
 import msgspec
 
 from dtf.errors import StoreError
-from projections.pipeline.stream_reader import HEADER, Delivered, Frame
+from projections.pipeline.frames import Delivered, Deliveries
+from projections.pipeline.stream_reader import HEADER
 
-__all__ = ["Delivered", "ProcessReader", "open_reader"]
+__all__ = ["Delivered", "Deliveries", "ProcessReader", "open_reader"]
 
 # Deliveries buffered before the reader stops taking frames in: one batch ready when the
-# projector finishes the one it applies (at ~800 bytes each in memory, more would cost RSS
+# projector finishes the one it applies (at ~700 bytes each in memory, more would cost RSS
 # and no speed: the child holds the rest, and taking frames in is fast).
 HIGH_WATER = 25_000
 FRAME_BYTES = 4 << 20
@@ -44,7 +46,8 @@ class ProcessReader:
     def __init__(self, urls: list[str], start_seq: int) -> None:
         self.caught_up = asyncio.Event()
         self.last_seq = start_seq - 1
-        self._items: list[Delivered] = []
+        self._frames: collections.deque[Deliveries] = collections.deque()
+        self._buffered = 0
         self._grown = asyncio.Event()
         self._urls = urls
         self._proc: asyncio.subprocess.Process | None = None
@@ -55,29 +58,37 @@ class ProcessReader:
         self._stderr: asyncio.Task[str] | None = None
 
     def buffered(self) -> int:
-        return len(self._items)
+        return self._buffered
 
-    def take(self, limit: int) -> list[Delivered]:
+    def take(self, limit: int) -> Deliveries:
         """Up to `limit` deliveries, oldest first."""
-        batch = self._items[:limit]
-        del self._items[:limit]
-        if not self._items:
+        parts: list[Deliveries] = []
+        count = 0
+        while self._frames and count < limit:
+            frame = self._frames.popleft()
+            if count + len(frame) > limit:
+                frame, rest = frame[: limit - count], frame[limit - count :]
+                self._frames.appendleft(rest)
+            parts.append(frame)
+            count += len(frame)
+        self._buffered -= count
+        if not self._buffered:
             self._grown.clear()
         self._taken.set()
-        return batch
+        return Deliveries.join(parts) if parts else Deliveries([], [], [], {})
 
     async def wait(self, count: int, timeout: float) -> None:
         """Until `count` deliveries are buffered, the stream is drained, or `timeout` passes;
         raises the reader's error once everything it delivered has been taken."""
         deadline = time.monotonic() + timeout
-        while len(self._items) < count and self._error is None:
+        while self._buffered < count and self._error is None:
             left = deadline - time.monotonic()
-            if left <= 0 or (self.caught_up.is_set() and self._items):
+            if left <= 0 or (self.caught_up.is_set() and self._buffered):
                 return
             self._grown.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._grown.wait(), left)
-        if not self._items:
+        if not self._buffered:
             self._check()
 
     async def start(self) -> None:
@@ -103,19 +114,20 @@ class ProcessReader:
 
     async def _receive(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
-        decode = msgspec.msgpack.Decoder(Frame).decode
+        decode = msgspec.msgpack.Decoder(Deliveries).decode
         try:
             while True:
                 head = await proc.stdout.readexactly(HEADER.size)
                 frame = decode(await proc.stdout.readexactly(HEADER.unpack(head)[0]))
-                if frame.items:
-                    self._items.extend(frame.items)
-                    self.last_seq = frame.items[-1][0]
+                if frame.seqs:
+                    self._frames.append(frame)
+                    self._buffered += len(frame)
+                    self.last_seq = frame.seqs[-1]
                     self._grown.set()
                 if frame.caught_up:
                     self.caught_up.set()
                 self._started.set()
-                while len(self._items) >= HIGH_WATER:
+                while self._buffered >= HIGH_WATER:
                     self._taken.clear()
                     await self._taken.wait()
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -37,7 +37,8 @@ from events.records import Signer
 from projections.pipeline import schema
 from projections.pipeline.aggregates import Aggregates, Record
 from projections.pipeline.db_errors import translate
-from projections.pipeline.delivery import Delivered, ProcessReader, open_reader
+from projections.pipeline.delivery import ProcessReader, open_reader
+from projections.pipeline.frames import Delivered, Deliveries
 from projections.pipeline.registry import Projection, Restoring, registry
 from projections.pipeline.writes import Writes
 
@@ -161,24 +162,24 @@ class Projector:
 
     # --- applying -----------------------------------------------------------------------
 
-    def apply(self, batch: Sequence[Delivered]) -> None:
+    def apply(self, batch: Deliveries | Sequence[Delivered]) -> None:
         """Apply deliveries in one transaction; split and retry around events that fail."""
         try:
-            self._apply(batch)
+            self._apply(_columns(batch))
         except ENVIRONMENT_ERRORS as exc:
             self._rollback()
             if isinstance(exc, duckdb.Error):
                 raise translate(exc, self.db) from None
             raise ProjectionError(f"{self.db}: {_one_line(exc)}") from None
 
-    def _apply(self, batch: Sequence[Delivered]) -> None:
+    def _apply(self, batch: Deliveries) -> None:
         try:
             self.write(self.prepare(batch))
         except ENVIRONMENT_ERRORS:
             raise
         except Exception as exc:
             self._rollback()
-            batch = [d for d in batch if d.seq > self.last_seq]
+            batch = batch.after(self.last_seq)
             if len(batch) == 1:
                 self._reject(batch, _one_line(exc))
             elif batch:
@@ -186,43 +187,44 @@ class Projector:
                 self._apply(batch[:middle])
                 self._apply(batch[middle:])
 
-    def prepare(self, batch: Sequence[Delivered], failed: str = "") -> Prepared:
+    def prepare(self, batch: Deliveries | Sequence[Delivered], failed: str = "") -> Prepared:
         """Decode and fold `batch` and stage its rows; advances the fold, never touches the
         file.
 
         Deliveries at or below the last committed sequence (a redelivery after a restart) are
         skipped.  With `failed`, every delivery is recorded as rejected for that reason."""
         with _gc_paused():
-            return self._prepare(batch, failed)
+            return self._prepare(_columns(batch).after(self.last_seq), failed)
 
-    def _prepare(self, batch: Sequence[Delivered], failed: str) -> Prepared:
-        if batch and batch[0].seq <= self.last_seq:
-            batch = [d for d in batch if d.seq > self.last_seq]
+    def _prepare(self, batch: Deliveries, failed: str) -> Prepared:
         records: list[Record] = []
         rejected: list[tuple[int, str, str, str]] = []
-        for d in batch:
-            if failed or d.refused:
-                rejected.append((d.seq, d.subject, failed or d.refused, _text(d.data)))
+        signed = batch.signed
+        for seq, subject, data in zip(batch.seqs, batch.subjects, batch.datas, strict=True):
+            signer, role, refused = signed.get(seq, _UNSIGNED) if signed else _UNSIGNED
+            if failed or refused:
+                rejected.append((seq, subject, failed or refused, _text(data)))
                 continue
             try:
-                event = read(d.subject, d.data)
+                event = read(subject, data)
             except Undecodable as exc:
-                rejected.append((d.seq, d.subject, _one_line(exc), _text(d.data)))
+                rejected.append((seq, subject, _one_line(exc), _text(data)))
                 continue
-            signer = Signer(d.signer, d.role) if d.signer else None
-            records.append((d.seq, d.subject, event, signer))
+            records.append((seq, subject, event, Signer(signer, role) if signer else None))
         writes = Writes()
         folded = self.aggregates.fold(records)
         if self.aggregates.refused:  # signed by someone who may not have written it
-            data = {d.seq: d.data for d in batch}
-            rejected += [(s, subj, why, _text(data[s])) for s, subj, why in self.aggregates.refused]
+            data_of = dict(zip(batch.seqs, batch.datas, strict=True))
+            rejected += [
+                (s, subj, why, _text(data_of[s])) for s, subj, why in self.aggregates.refused
+            ]
         for projection in self.projections.values():
             projection.apply(folded, writes)
         self.aggregates.write(folded, writes)
         if rejected:
             writes.insert(schema.REJECTED_EVENTS, rejected)
         ignored = self.aggregates.settle()
-        last = batch[-1].seq if batch else self.last_seq
+        last = batch.seqs[-1] if batch.seqs else self.last_seq
         return Prepared(writes, last, len(records), len(rejected), ignored)
 
     def write(self, prepared: Prepared) -> None:
@@ -243,7 +245,7 @@ class Projector:
         self.rejected += prepared.rejected
         self.ignored += prepared.ignored
 
-    def _reject(self, batch: Sequence[Delivered], reason: str) -> None:
+    def _reject(self, batch: Deliveries, reason: str) -> None:
         try:
             self.write(self.prepare(batch, failed=reason))
         except Exception as exc:
@@ -288,6 +290,13 @@ def _gc_paused() -> Iterator[None]:
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace")
+
+
+_UNSIGNED = ("", "", "")
+
+
+def _columns(batch: Deliveries | Sequence[Delivered]) -> Deliveries:
+    return batch if isinstance(batch, Deliveries) else Deliveries.of(batch)
 
 
 # --- the async shell ------------------------------------------------------------------

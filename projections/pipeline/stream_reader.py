@@ -8,7 +8,8 @@ time and the projector's (decoding, folding, DuckDB) add up on one core.  Here i
 another core, and the projector gets the raw deliveries in large frames that cost ~1 us a
 message to take in.  `projections.pipeline.delivery.ProcessReader` starts and reads this.
 
-Each frame on stdout is a 4-byte big-endian length and a msgpack `Frame`.  The first frame is
+Each frame on stdout is a 4-byte big-endian length and msgpack `Deliveries`
+(`projections.pipeline.frames`).  The first frame is
 sent once the consumer exists (possibly empty), so that the parent learns of a failure to
 connect at start.  A frame is sent when FRAME_MESSAGES are waiting, when the stream's end has
 been reached, or FLUSH_S after the first message waiting.  Writing waits for the pipe to drain,
@@ -27,7 +28,6 @@ import os
 import struct
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import msgspec
 
@@ -36,32 +36,12 @@ from dtf.nats.signing import Verifier
 from dtf.nats.store import EventStore, Message, position
 from dtf.runner.child.lifeline import exit_with_parent
 from events import topology
+from projections.pipeline.frames import Deliveries
 
 FRAME_MESSAGES = 4_000
 FLUSH_S = 0.02
 PIPE_BYTES = 4 << 20
 HEADER = struct.Struct(">I")
-
-
-class Delivered(NamedTuple):
-    """One stored message: stream sequence, subject and the raw payload; where the server
-    keeps a registry of signing keys, the verified signer's name and role, or why its
-    signature was refused (`dtf.nats.signing`, checked here, in the reader's process)."""
-
-    seq: int
-    subject: str
-    data: bytes
-    signer: str = ""
-    role: str = ""
-    refused: str = ""
-
-
-class Frame(msgspec.Struct, array_like=True):
-    """Deliveries as (seq, subject, data) in stream order; `caught_up` once the stream's end
-    (as of the last of them) has been delivered."""
-
-    caught_up: bool
-    items: list[Delivered]
 
 
 class _Sender:
@@ -70,26 +50,25 @@ class _Sender:
     def __init__(self, writer: asyncio.StreamWriter, verifier: Verifier) -> None:
         self._writer = writer
         self._verifier = verifier
-        self._items: list[Delivered] = []
-        self._caught_up = False
+        self._frame = _empty()
         self._encoder = msgspec.msgpack.Encoder()
         self._timer: asyncio.TimerHandle | None = None
 
     async def add(self, msg: Message) -> None:
         seq, pending = position(msg)
         if not self._verifier.active:
-            self._items.append(Delivered(seq, msg.subject, msg.data))
+            self._frame.add(seq, msg.subject, msg.data)
         else:
             signer = await self._verifier.verify(seq, msg.subject, msg.data, msg.headers)
             if isinstance(signer, str):
-                self._items.append(Delivered(seq, msg.subject, msg.data, refused=signer))
+                self._frame.add(seq, msg.subject, msg.data, refused=signer)
             elif signer is None:
-                self._items.append(Delivered(seq, msg.subject, msg.data))
+                self._frame.add(seq, msg.subject, msg.data)
             else:
-                self._items.append(Delivered(seq, msg.subject, msg.data, signer.name, signer.role))
+                self._frame.add(seq, msg.subject, msg.data, signer.name, signer.role)
         if pending == 0:
-            self._caught_up = True
-        if pending == 0 or len(self._items) >= FRAME_MESSAGES:
+            self._frame.caught_up = True
+        if pending == 0 or len(self._frame) >= FRAME_MESSAGES:
             self.write()
             await self._writer.drain()
         elif self._timer is None:
@@ -100,11 +79,14 @@ class _Sender:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        frame = Frame(caught_up or self._caught_up, self._items)
-        self._items = []
-        self._caught_up = False
+        frame, self._frame = self._frame, _empty()
+        frame.caught_up = frame.caught_up or caught_up
         body = self._encoder.encode(frame)
         self._writer.write(HEADER.pack(len(body)) + body)
+
+
+def _empty() -> Deliveries:
+    return Deliveries([], [], [], {})
 
 
 class _Pipe(asyncio.streams.FlowControlMixin):

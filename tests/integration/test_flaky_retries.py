@@ -31,8 +31,8 @@ from events.catalogue import (
 )
 from events.codec import encode
 from events.subjects import subject_of
+from projections.pipeline.frames import Delivered
 from projections.pipeline.projector import Projector
-from projections.pipeline.stream_reader import Delivered
 from tests.support.paths import ROOT
 
 COMMIT = "6c1fac46a21045fa65fbc2a956182c6ecc45819e"
