@@ -35,11 +35,19 @@ class Requirements(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Gpu(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One GPU: `vendor` is "nvidia", "amd", "intel" or "apple"."""
+
     vendor: str
     name: str = ""
-    memory_gb: float = 0.0
+    memory_gb: float = 0.0  # its own memory; with `unified_memory`, the machine's RAM it shares
     compute_capability: str = ""  # NVIDIA's "8.0", "9.0"
     driver: str = ""
+    # What kernels are compiled for: AMD's gfx target ("gfx90a"), Intel's graphics IP
+    # version ("12.55.8"), Apple's Metal family ("metal3").
+    arch: str = ""
+    cuda: str = ""  # NVIDIA: the newest CUDA version the driver runs ("12.2")
+    cores: int = 0  # as the vendor counts them: Apple's GPU cores, AMD's compute units
+    unified_memory: bool = False  # Apple silicon: CPU and GPU share one memory
 
 
 class Capabilities(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -61,6 +69,8 @@ class Capabilities(msgspec.Struct, frozen=True, omit_defaults=True):
     # `memory_gb` are then these, what the worker may really use.
     cpu_limit: float = 0.0
     memory_limit_gb: float = 0.0
+    cpu_base_mhz: float = 0.0  # the nominal clock (Intel's base frequency, "@ 2.60GHz")
+    performance_cores: int = 0  # of `physical_cores`, the fast ones (Apple's P-cores); 0: alike
 
 
 class CaseResult(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dtf.core.state import WorkerState
-from events.catalogue import Capabilities, SystemContext, TaskFailed
+from events.catalogue import Capabilities, Gpu, SystemContext, TaskFailed
 from projections.analytics.error_history import error_history
 
 # The instruction-set extensions tests ask for; the rest of a CPU's flags are in its
@@ -67,7 +67,9 @@ def _print_capabilities(console: Console, worker: WorkerState) -> None:
     cores = f"{caps.cpus} logical" + (
         f", {caps.physical_cores} physical" if caps.physical_cores else ""
     )
-    clock = f", up to {caps.cpu_max_mhz:g} MHz" if caps.cpu_max_mhz else ""
+    cores += f" ({caps.performance_cores} performance)" if caps.performance_cores else ""
+    clock = f", base {caps.cpu_base_mhz:g} MHz" if caps.cpu_base_mhz else ""
+    clock += f", up to {caps.cpu_max_mhz:g} MHz" if caps.cpu_max_mhz else ""
     limit = f" (container limit {caps.cpu_limit:g} CPUs)" if caps.cpu_limit else ""
     lines = [f"cpu: {cpu}, {cores}{clock}{limit}"]
     if caps.cpu_flags:
@@ -77,15 +79,24 @@ def _print_capabilities(console: Console, worker: WorkerState) -> None:
     if caps.memory_limit_gb:
         memory += f" (container limit {caps.memory_limit_gb:g} GB)"
     lines.append(memory + (f"; disk free {caps.disk_free_gb:g} GB" if caps.disk_free_gb else ""))
-    for gpu in caps.gpus:
-        extra = [f"{gpu.memory_gb:g} GB"] if gpu.memory_gb else []
-        extra += [f"compute {gpu.compute_capability}"] if gpu.compute_capability else []
-        extra += [f"driver {gpu.driver}"] if gpu.driver else []
-        lines.append(f"gpu: {gpu.vendor} {gpu.name} ({', '.join(extra)})".replace(" ()", ""))
+    lines += [gpu_line(gpu) for gpu in caps.gpus]
     if caps.labels:
         lines.append(f"labels: {', '.join(caps.labels)}")
     for line in lines:
         console.print(f"  {line}", markup=False, highlight=False)
+
+
+def gpu_line(gpu: Gpu) -> str:
+    """One GPU as `dtf show worker` prints it, e.g. "gpu: amd AMD Instinct MI210 (64 GB,
+    gfx90a, 104 cores, driver 6.14.0-24-generic)"."""
+    unified = " unified" if gpu.unified_memory else ""
+    extra = [f"{gpu.memory_gb:g} GB{unified}"] if gpu.memory_gb else []
+    extra += [f"compute {gpu.compute_capability}"] if gpu.compute_capability else []
+    extra += [gpu.arch] if gpu.arch else []
+    extra += [f"{gpu.cores} cores"] if gpu.cores else []
+    extra += [f"driver {gpu.driver}"] if gpu.driver else []
+    extra += [f"CUDA {gpu.cuda}"] if gpu.cuda else []
+    return f"gpu: {gpu.vendor} {gpu.name} ({', '.join(extra)})".replace(" ()", "")
 
 
 def context_lines(ctx: SystemContext) -> list[str]:

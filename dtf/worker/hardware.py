@@ -1,24 +1,52 @@
-"""What this machine offers: CPUs (model, cores, clock, instruction-set flags), memory, free
-disk, NVIDIA GPUs (NVML through nvidia-ml-py, else nvidia-smi) and a container's limits.
+"""What this machine offers: CPUs (model, cores, clocks, instruction-set flags), memory, free
+disk, GPUs of NVIDIA, AMD, Intel and Apple, and a container's limits.
 
-The parsing is `dtf.worker.probes`; here are the files and commands it reads. Only Linux has
-the kernel files; elsewhere those fields stay empty and psutil's counts stand.
+The parsing is `dtf.worker.probes` (Linux, NVIDIA), `probes_gpu` (AMD, Intel, Apple GPUs),
+`probes_macos` and `probes_windows`; here are the files and commands they read. The CPU comes
+from /proc/cpuinfo on Linux, `sysctl` on macOS and PowerShell's CIM on Windows; psutil's counts
+stand where those say nothing. GPUs: NVIDIA (NVML, else nvidia-smi), then AMD (amd-smi, else
+rocm-smi), Intel (xpu-smi, else sycl-ls), Apple (system_profiler), and on Windows the display
+adapters no vendor tool reported. Every tool runs only when it is on PATH, with a timeout; one
+that fails, hangs or prints what cannot be read gives no GPUs, so a worker always starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import platform
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import psutil
 
-from dtf.worker import probes
+from dtf.worker import probes, probes_gpu, probes_macos, probes_windows
 from events.catalogue import Capabilities, Gpu
+
+TOOL_TIMEOUT_S = 10.0
+
+
+def run_tool(name: str, *args: str, timeout: float | None = None) -> str | None:
+    """The standard output of `name args` when `name` is on PATH and exits 0 within `timeout`
+    seconds (TOOL_TIMEOUT_S by default); None otherwise."""
+    exe = shutil.which(name)
+    if exe is None:
+        return None
+    try:
+        return subprocess.run(
+            [exe, *args],
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT_S if timeout is None else timeout,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return None
 
 
 def nvidia_gpus() -> tuple[Gpu, ...]:
@@ -30,22 +58,85 @@ def nvidia_gpus() -> tuple[Gpu, ...]:
         return probes.nvml_gpus(pynvml)
     except Exception:
         pass
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return ()
     for query, with_cap in ((probes.NVIDIA_SMI_QUERY, True), (probes.NVIDIA_SMI_OLD_QUERY, False)):
-        try:
-            out = subprocess.run(
-                [exe, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue  # an old driver refuses compute_cap: the query without it
-        return probes.parse_nvidia_smi(out, with_compute_cap=with_cap)
+        # An old driver refuses compute_cap: then the query without it.
+        out = run_tool("nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits")
+        if out is not None:
+            gpus = probes.parse_nvidia_smi(out, with_compute_cap=with_cap)
+            # The CUDA version is in the plain table's header only.
+            cuda = probes.parse_nvidia_smi_cuda(run_tool("nvidia-smi") or "") if gpus else ""
+            return tuple(msgspec.structs.replace(g, cuda=cuda) for g in gpus)
     return ()
+
+
+def amd_gpus() -> tuple[Gpu, ...]:
+    """AMD GPUs: amd-smi (ROCm 6+), else rocm-smi."""
+    out = run_tool("amd-smi", "static", "--json")
+    gpus = probes_gpu.parse_amd_smi_static(out) if out is not None else ()
+    if gpus:
+        return gpus
+    out = run_tool(
+        "rocm-smi", "--showproductname", "--showmeminfo", "vram", "--showdriverversion", "--json"
+    )
+    return probes_gpu.parse_rocm_smi(out) if out is not None else ()
+
+
+def intel_gpus() -> tuple[Gpu, ...]:
+    """Intel GPUs: xpu-smi (each device asked for its memory and driver), else sycl-ls."""
+    listing = run_tool("xpu-smi", "discovery", "-j")
+    gpus = []
+    for device_id, listed in probes_gpu.xpu_smi_devices(listing or ""):
+        detail = (
+            run_tool("xpu-smi", "discovery", "-d", str(device_id), "-j") if device_id >= 0 else None
+        )
+        details = probes_gpu.parse_xpu_smi_discovery(detail or "")
+        gpus.append(details[0] if details else listed)
+    if gpus:
+        return tuple(gpus)
+    out = run_tool("sycl-ls")
+    return probes_gpu.parse_sycl_ls(out) if out is not None else ()
+
+
+def apple_gpus(memory_gb: float) -> tuple[Gpu, ...]:
+    """The Mac's GPUs (system_profiler); Apple silicon's share `memory_gb`."""
+    out = run_tool("system_profiler", "SPDisplaysDataType", "-json", timeout=30.0)
+    return probes_gpu.parse_system_profiler_displays(out, memory_gb) if out is not None else ()
+
+
+def windows_gpus() -> tuple[Gpu, ...]:
+    """Windows' display adapters (Win32_VideoController) of AMD, Intel and NVIDIA."""
+    out = _powershell(probes_windows.VIDEO_QUERY)
+    return probes_windows.parse_win32_video_controllers(out) if out is not None else ()
+
+
+def detect_gpus(memory_gb: float, os_name: str = sys.platform) -> tuple[Gpu, ...]:
+    """Every vendor's GPUs, each vendor's probe in turn; a probe that raises counts as none."""
+    probes_in_order: list[Callable[[], tuple[Gpu, ...]]] = [nvidia_gpus, amd_gpus, intel_gpus]
+    if os_name == "darwin":
+        probes_in_order.append(lambda: apple_gpus(memory_gb))
+    found: list[Gpu] = []
+    for probe in probes_in_order:
+        found += _safely(probe)
+    if os_name == "win32":
+        # Only for vendors whose own tool said nothing: the tools know memory and versions.
+        seen = {g.vendor for g in found}
+        found += [g for g in _safely(windows_gpus) if g.vendor not in seen]
+    return tuple(found)
+
+
+def _safely(probe: Callable[[], tuple[Gpu, ...]]) -> tuple[Gpu, ...]:
+    try:
+        return probe()
+    except Exception:  # a probe's bug must not keep the worker from starting
+        return ()
+
+
+def _powershell(command: str) -> str | None:
+    for shell in ("pwsh", "powershell"):
+        out = run_tool(shell, "-NoProfile", "-NonInteractive", "-Command", command, timeout=30.0)
+        if out is not None:
+            return out
+    return None
 
 
 def _read(path: str) -> str | None:
@@ -55,12 +146,31 @@ def _read(path: str) -> str | None:
         return None
 
 
+def cpu_info(os_name: str = sys.platform) -> probes.CpuInfo:
+    """This machine's CPU as its system describes it; empty where it does not."""
+    try:
+        if os_name == "darwin":
+            out = run_tool("sysctl", "hw", "machdep.cpu")
+            return probes_macos.parse_sysctl(out or "")[0]
+        if os_name == "win32":
+            return probes_windows.parse_win32_processor(
+                _powershell(probes_windows.PROCESSOR_QUERY) or ""
+            )
+        cpu = probes.parse_cpuinfo(_read("/proc/cpuinfo") or "")
+        base = probes.parse_max_khz(
+            _read("/sys/devices/system/cpu/cpu0/cpufreq/base_frequency") or ""
+        )
+        return dataclasses.replace(cpu, base_mhz=base) if base else cpu
+    except Exception:
+        return probes.CpuInfo()
+
+
 def detect(
     labels: tuple[str, ...] = (), python: str = "", cache_dir: Path | None = None
 ) -> Capabilities:
     """This machine; `python` is the version of the interpreter that runs the tests,
     `cache_dir` where bundles go (its file system's free space is reported)."""
-    cpu = probes.parse_cpuinfo(_read("/proc/cpuinfo") or "")
+    cpu = cpu_info()
     limits = probes.cgroup_limits(_read) if sys.platform.startswith("linux") else probes.Limits()
     cpus = psutil.cpu_count(logical=True) or 1
     memory_gb = round(psutil.virtual_memory().total / 2**30, 1)
@@ -76,7 +186,7 @@ def detect(
         cpus=max(1, int(limits.cpus)) if 0 < limits.cpus < cpus else cpus,
         memory_gb=limit_gb if 0 < limit_gb < memory_gb else memory_gb,
         python=python or platform.python_version(),
-        gpus=nvidia_gpus(),
+        gpus=detect_gpus(memory_gb),
         labels=labels,
         cpu_model=cpu.model or platform.processor(),
         physical_cores=cpu.physical or psutil.cpu_count(logical=False) or 0,
@@ -85,6 +195,8 @@ def detect(
         disk_free_gb=disk,
         cpu_limit=limits.cpus if 0 < limits.cpus < cpus else 0.0,
         memory_limit_gb=limit_gb if 0 < limit_gb < memory_gb else 0.0,
+        cpu_base_mhz=cpu.base_mhz,
+        performance_cores=cpu.performance_cores,
     )
 
 

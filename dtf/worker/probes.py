@@ -1,10 +1,12 @@
 """Reading what a machine offers out of what its tools and kernel files say.
 
 Pure parsers, each of one source's documented format: Linux's `/proc/cpuinfo` (x86 `flags`,
-ARM `Features`), cgroup v1 and v2 limit files (found through `/proc/self/cgroup`), the cpufreq
-maximum, `nvidia-smi --query-gpu ... --format=csv,noheader,nounits`, and NVIDIA's NVML through
-nvidia-ml-py (`pynvml`, passed in). `dtf.worker.hardware` feeds them the real files and
-commands; tests feed them recorded ones (`tests/fixtures/hardware/`, each with its source).
+ARM `Features`), cgroup v1 and v2 limit files (found through `/proc/self/cgroup`), cpufreq's
+maximum and base frequency, `nvidia-smi --query-gpu ... --format=csv,noheader,nounits` and the
+header of plain `nvidia-smi`, and NVIDIA's NVML through nvidia-ml-py (`pynvml`, passed in).
+Other platforms and vendors: `probes_macos`, `probes_windows`, `probes_gpu`.
+`dtf.worker.hardware` feeds them the real files and commands; tests feed them recorded ones
+(`tests/fixtures/hardware/`, each with its source in SOURCES.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class CpuInfo:
     physical: int = 0  # cores, hyper-threads not counted; 0 when the file does not say
     flags: tuple[str, ...] = ()
     mhz: float = 0.0  # the current clock of the first CPU, as the file says
+    base_mhz: float = 0.0  # the nominal clock, where the model name says it ("@ 2.60GHz")
+    performance_cores: int = 0  # of `physical`, the fast ones where cores differ (Apple)
 
 
 def parse_cpuinfo(text: str) -> CpuInfo:
@@ -52,6 +56,7 @@ def parse_cpuinfo(text: str) -> CpuInfo:
         physical=len(cores),
         flags=tuple(sorted({f.lower() for f in flags.split()})),
         mhz=mhz,
+        base_mhz=parse_base_mhz(model),
     )
 
 
@@ -91,11 +96,24 @@ def _arm_model(text: str, first: dict[str, str]) -> str:
 
 
 def parse_max_khz(text: str) -> float:
-    """cpufreq's `cpuinfo_max_freq` (kHz) in MHz; 0 when unreadable."""
+    """cpufreq's `cpuinfo_max_freq` or `base_frequency` (kHz) in MHz; 0 when unreadable."""
     try:
         return int(text.strip()) / 1000
     except ValueError:
         return 0.0
+
+
+_AT_CLOCK = re.compile(r"@\s*(\d+(?:\.\d+)?)\s*([GM])Hz", re.IGNORECASE)
+
+
+def parse_base_mhz(model: str) -> float:
+    """The nominal clock Intel (and some AMD) model names end with, "CPU @ 2.60GHz", in MHz;
+    0 when the name does not say (AMD's "EPYC 7R13 Processor", Apple's "M2 Pro")."""
+    found = _AT_CLOCK.search(model)
+    if not found:
+        return 0.0
+    value = float(found[1])
+    return round(value * 1000 if found[2].upper() == "G" else value, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +210,33 @@ def parse_nvidia_smi(csv: str, *, with_compute_cap: bool = True) -> tuple[Gpu, .
     return tuple(gpus)
 
 
+_CUDA_HEADER = re.compile(r"CUDA Version:\s*(\d+\.\d+)")
+
+
+def parse_nvidia_smi_cuda(text: str) -> str:
+    """The "CUDA Version: 12.2" of plain `nvidia-smi`'s header: the newest CUDA the driver
+    runs; "" when absent (no driver, or a driver too old to print it)."""
+    found = _CUDA_HEADER.search(text)
+    return found[1] if found else ""
+
+
+def cuda_version(encoded: int) -> str:
+    """NVML's `nvmlSystemGetCudaDriverVersion` number as text: 12020 is "12.2"."""
+    if encoded <= 0:
+        return ""
+    return f"{encoded // 1000}.{encoded % 1000 // 10}"
+
+
 def nvml_gpus(pynvml: Any) -> tuple[Gpu, ...]:
     """The GPUs NVML lists, through an imported `pynvml` (nvidia-ml-py); raises its NVMLError
     when there is no driver, which the caller takes as "ask nvidia-smi"."""
     pynvml.nvmlInit()
     try:
         driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        try:
+            cuda = cuda_version(int(pynvml.nvmlSystemGetCudaDriverVersion()))
+        except Exception:  # an old nvidia-ml-py or driver lacks it: the rest still stands
+            cuda = ""
         gpus = []
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
@@ -210,6 +249,7 @@ def nvml_gpus(pynvml: Any) -> tuple[Gpu, ...]:
                     round(memory / 2**30, 1),
                     compute_capability=f"{major}.{minor}",
                     driver=driver,
+                    cuda=cuda,
                 )
             )
         return tuple(gpus)

@@ -195,4 +195,4 @@ def test_live_detection_on_this_machine(tmp_path: Path) -> None:
         assert caps.cpu_flags == cpu.flags and caps.cpu_flags
         assert caps.cpu_model == cpu.model
     if shutil.which("nvidia-smi") is None and not os.path.exists("/dev/nvidiactl"):
-        assert caps.gpus == ()
+        assert not [g for g in caps.gpus if g.vendor == "nvidia"]
