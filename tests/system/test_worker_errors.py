@@ -49,7 +49,9 @@ def test_a_simulated_error_carries_context_is_retried_and_quarantines(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """Every task w1 takes fails with the simulated error and the machine's state; the run
-    still passes on w2; after three in a row w1 is quarantined; `dtf show worker` counts."""
+    still passes on w2; after three in a row w1 is quarantined, which the dashboard's alert
+    rules raise; `dtf show worker` counts."""
+    began = time.time()
     root = project(
         tmp_path,
         {f"test_{n}.py": f"def test_{n}():\n    pass\n" for n in range(4)},
@@ -85,6 +87,13 @@ def test_a_simulated_error_carries_context_is_retried_and_quarantines(
     row = next(line for line in out.splitlines() if "disk /data gone" in line)
     assert row.strip("│ ").split()[0] == str(len(failures())) and "infrastructure" in row
     assert "system context of the latest" in out and "% used" in out
+
+    fleet = Fleet(started_at=began)
+    for rec in records_of(cluster, "dtf.evt.>"):
+        fleet.fold(rec)
+    raised = {c.title: c.tier for c in conditions(fleet, time.time())}
+    assert raised["worker w1 quarantined"] == "critical", raised
+    assert raised[f"task {first.task_id} failed (infrastructure) on w1"] == "critical"
 
 
 def test_a_crashing_test_reports_its_process_tree_and_output(
