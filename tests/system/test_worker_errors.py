@@ -45,6 +45,15 @@ def events_of(cluster: Cluster, subject: str, kind: type) -> list:
     return [r.event for r in records_of(cluster, subject) if isinstance(r.event, kind)]
 
 
+def alerts(cluster: Cluster, since: float) -> dict[str, str]:
+    """Title -> tier of what the dashboard's alert rules raise over the whole stream, for a
+    dashboard started at `since`."""
+    fleet = Fleet(started_at=since)
+    for rec in records_of(cluster, "dtf.evt.>"):
+        fleet.fold(rec)
+    return {c.title: c.tier for c in conditions(fleet, time.time())}
+
+
 def test_a_simulated_error_carries_context_is_retried_and_quarantines(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -88,10 +97,7 @@ def test_a_simulated_error_carries_context_is_retried_and_quarantines(
     assert row.strip("│ ").split()[0] == str(len(failures())) and "infrastructure" in row
     assert "system context of the latest" in out and "% used" in out
 
-    fleet = Fleet(started_at=began)
-    for rec in records_of(cluster, "dtf.evt.>"):
-        fleet.fold(rec)
-    raised = {c.title: c.tier for c in conditions(fleet, time.time())}
+    raised = alerts(cluster, since=began)
     assert raised["worker w1 quarantined"] == "critical", raised
     assert raised[f"task {first.task_id} failed (infrastructure) on w1"] == "critical"
 
@@ -192,10 +198,7 @@ def test_a_simulated_disconnect_loses_the_worker_retries_and_rejoins(
     assert "simulating a network outage of 8s" in log
     assert "declared lost while disconnected; registering again" in log
 
-    fleet = Fleet(started_at=began)
-    for rec in records_of(cluster, "dtf.evt.>"):
-        fleet.fold(rec)
-    raised = {c.title: c.tier for c in conditions(fleet, time.time())}
+    raised = alerts(cluster, since=began)
     assert raised["worker w1 lost"] == "critical", raised
     assert raised[f"task {failed[0].task_id} failed (infrastructure) on w1"] == "critical"
 
