@@ -18,7 +18,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +138,7 @@ class Worker:
         self.labels = labels
         self.jobs: asyncio.Queue[Job] = asyncio.Queue()
         self.running: dict[str, Slot] = {}
-        self._log_tasks: set[asyncio.Future] = set()
+        self._background: set[asyncio.Future] = set()  # kept referenced until done
         self._stop = asyncio.Event()
         self.closed = False  # set by `close()`: every loop of this worker ends
         self.caps: Capabilities | None = None
@@ -236,7 +236,8 @@ class Worker:
             else:
                 if failing:
                     failing = False
-                    await self._rejoin_if_lost()
+                    # Not awaited: reading the history must not hold the next heartbeats.
+                    self._in_background(self._rejoin_if_lost())
             await asyncio.sleep(topology.HEARTBEAT_INTERVAL_S)
 
     async def _rejoin_if_lost(self) -> None:
@@ -441,9 +442,12 @@ class Worker:
     def _publish_soon(self, subject: str, data: bytes) -> None:
         """A core publish (into the log stream, or a note), best-effort: it never blocks a
         task, and a lost one costs a line of output or a step of the progress display."""
-        pending = asyncio.ensure_future(self._publish_best_effort(subject, data))
-        self._log_tasks.add(pending)
-        pending.add_done_callback(self._log_tasks.discard)
+        self._in_background(self._publish_best_effort(subject, data))
+
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+        pending = asyncio.ensure_future(work)
+        self._background.add(pending)
+        pending.add_done_callback(self._background.discard)
 
     async def _publish_best_effort(self, subject: str, data: bytes) -> None:
         await self.store.publish_note(subject, data[:65536])
