@@ -32,6 +32,7 @@ class Requirements(msgspec.Struct, frozen=True, omit_defaults=True):
     labels: tuple[str, ...] = ()
     cpu_flags: tuple[str, ...] = ()  # instruction-set extensions, e.g. avx512f, amx_tile, asimd
     compute_capability: float = 0.0  # of the GPUs asked for (NVIDIA), at least this
+    gpu_arch: str = ""  # of the GPUs asked for: AMD's gfx target ("gfx90a"), Gpu.arch
 
 
 class Gpu(msgspec.Struct, frozen=True, omit_defaults=True):

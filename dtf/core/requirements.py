@@ -17,11 +17,12 @@ def satisfies(caps: Capabilities, req: Requirements) -> bool:
         return False
     if req.memory_gb and caps.memory_gb < req.memory_gb:
         return False
-    if req.gpus or req.gpu_vendor or req.gpu_memory_gb or req.compute_capability:
+    if req.gpus or req.gpu_vendor or req.gpu_memory_gb or req.compute_capability or req.gpu_arch:
         fitting = [
             g
             for g in caps.gpus
             if (not req.gpu_vendor or g.vendor.lower() == req.gpu_vendor.lower())
+            and (not req.gpu_arch or g.arch.lower() == req.gpu_arch.lower())
             and g.memory_gb >= req.gpu_memory_gb
             and _capability(g.compute_capability) >= req.compute_capability
         ]
@@ -53,6 +54,7 @@ def _capability(text: str) -> float:
 
 def parse(spec: str) -> Requirements:
     """Parse `cpus=4,memory_gb=8,gpus=1,gpu_vendor=nvidia,label=fast,platform=linux`,
+    `gpu_arch=gfx90a`,
     `cpu_flags=avx512f` (repeatable) and `compute_capability>=8.0`; an amount may be written
     `>=` too (it always means at least).
 
@@ -71,7 +73,15 @@ def parse(spec: str) -> Requirements:
             fields[key] = _amount(key, value)
         elif at_least:
             raise ValueError(f"{key} is not an amount: write {key}={value}")
-        elif key in ("label", "labels", "cpu_flag", "cpu_flags", "platform", "gpu_vendor"):
+        elif key in (
+            "label",
+            "labels",
+            "cpu_flag",
+            "cpu_flags",
+            "platform",
+            "gpu_vendor",
+            "gpu_arch",
+        ):
             if not encodable(value):
                 raise ValueError(f"{key} must be valid UTF-8 text, got {value!r}")
             if key in ("label", "labels"):
@@ -83,7 +93,7 @@ def parse(spec: str) -> Requirements:
         else:
             raise ValueError(
                 f"unknown requirement {key!r} (known: platform, cpus, memory_gb, gpus, "
-                "gpu_vendor, gpu_memory_gb, compute_capability, cpu_flags, label)"
+                "gpu_vendor, gpu_arch, gpu_memory_gb, compute_capability, cpu_flags, label)"
             )
     return Requirements(
         labels=tuple(lists["labels"]), cpu_flags=tuple(lists["cpu_flags"]), **fields
@@ -103,6 +113,7 @@ def spec(req: Requirements) -> str:
             "memory_gb",
             "gpus",
             "gpu_vendor",
+            "gpu_arch",
             "gpu_memory_gb",
             "compute_capability",
         )

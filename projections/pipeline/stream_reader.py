@@ -6,7 +6,8 @@ onto stdout.
 nats-py spends ~20-25 us of Python per JetStream message; in the projector's own process that
 time and the projector's (decoding, folding, DuckDB) add up on one core.  Here it runs on
 another core, and the projector gets the raw deliveries in large frames of columns that
-cost ~0.2 us a message to take in.  `projections.pipeline.delivery.ProcessReader` starts and reads this.
+cost ~0.2 us a message to take in.  `projections.pipeline.delivery.ProcessReader` starts and
+reads this.
 
 Each frame on stdout is a 4-byte big-endian length and msgpack `Deliveries`
 (`projections.pipeline.frames`).  The first frame is

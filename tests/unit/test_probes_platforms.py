@@ -15,7 +15,8 @@ import msgspec
 import pytest
 
 from dtf.cli.worker_view import gpu_line
-from dtf.core.requirements import parse, satisfies
+from dtf.core.requirements import never_offered, parse, satisfies, spec
+from dtf.runner.child.requirements import MarkerError, check_requirements
 from dtf.worker import hardware, probes, probes_gpu, probes_macos, probes_windows
 from events.catalogue import Capabilities, Gpu
 
@@ -387,12 +388,28 @@ def caps_with(*gpus: Gpu) -> Capabilities:
 def test_gpu_vendor_amd_routes_to_amd_gpus_only() -> None:
     amd, cpu_only = caps_with(MI210), caps_with()
     nvidia = caps_with(Gpu("nvidia", "NVIDIA H100 80GB HBM3", 79.6, compute_capability="9.0"))
-    for spec in ("gpu_vendor=amd", "gpu_vendor=AMD,gpus=1", "gpu_vendor=amd,gpu_memory_gb=64"):
-        req = parse(spec)
+    for text in ("gpu_vendor=amd", "gpu_vendor=AMD,gpus=1", "gpu_vendor=amd,gpu_memory_gb=64"):
+        req = parse(text)
         assert satisfies(amd, req) and not satisfies(cpu_only, req) and not satisfies(nvidia, req)
     assert not satisfies(amd, parse("gpu_vendor=amd,gpus=2"))
     # compute_capability is NVIDIA's: an AMD GPU never meets it.
     assert not satisfies(amd, parse("compute_capability=8.0"))
+
+
+def test_gpu_arch_routes_to_the_gfx_target_a_build_was_made_for() -> None:
+    mi210 = caps_with(MI210)
+    rx7900 = caps_with(Gpu("amd", "Radeon RX 7900 XT", 20.0, arch="gfx1100"))
+    req = parse("gpu_arch=gfx90a")
+    assert req.gpu_arch == "gfx90a" and spec(req) == "gpu_arch=gfx90a"
+    assert satisfies(mi210, req) and not satisfies(rx7900, req)
+    assert satisfies(rx7900, parse("gpu_vendor=amd,gpu_arch=GFX1100"))
+    assert not satisfies(caps_with(), req)
+    # A fleet of RX 7900s never offered gfx90a: such tests are skipped, not waited for.
+    assert never_offered([rx7900], [req]) == [req] and never_offered([mi210], [req]) == []
+    # The marker takes it too.
+    assert check_requirements({"gpu_arch": "gfx90a"}) == {"gpu_arch": "gfx90a"}
+    with pytest.raises(MarkerError, match="gpu_arch"):
+        check_requirements({"gpu_arch": 90})
 
 
 def test_new_gpu_fields_keep_old_events_readable() -> None:

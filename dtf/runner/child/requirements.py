@@ -10,13 +10,13 @@ import pytest
 MARKER = "dtf_requires"
 MARKER_HELP = (
     f"{MARKER}(gpus=0, memory_gb=0, labels=[], platform='', cpus=0, gpu_vendor='', "
-    "gpu_memory_gb=0, compute_capability=0, cpu_flags=[]): what a dtf worker must offer to "
-    "run this test"
+    "gpu_arch='', gpu_memory_gb=0, compute_capability=0, cpu_flags=[]): what a dtf worker "
+    "must offer to run this test"
 )
 _COUNTS = ("cpus", "gpus")
 _AMOUNTS = ("memory_gb", "gpu_memory_gb", "compute_capability")
 _LISTS = ("labels", "cpu_flags")
-_TEXTS = ("platform", "gpu_vendor")
+_TEXTS = ("platform", "gpu_vendor", "gpu_arch")
 
 
 class MarkerError(ValueError):
