@@ -37,6 +37,7 @@ from dtf.nats.auth import read_seed
 from dtf.nats.claim import Claim
 from dtf.nats.lease import KvKey, holder, leader_bucket
 from dtf.nats.objects import ObjectBucket
+from dtf.nats.raw import RawClient, RawSink
 from dtf.nats.refusals import Denials
 from dtf.nats.signing import Signing, Verifier
 from events import topology
@@ -135,12 +136,14 @@ class EventStore:
         timeout: float = 5.0,
         creds: Path | None = None,
         tls_ca: Path | None = None,
+        client: type[nats.NATS] = nats.NATS,
     ) -> EventStore:
         """Connect within `timeout` seconds or raise ServerUnreachable; reconnect forever after.
 
         `creds` is the key file to sign in with (default: $DTF_CREDS, when set); a server that
         refuses it gives one line saying so.  A tls:// URL is verified against the system's
-        certificate authorities, or `tls_ca` (default: $DTF_TLS_CA).
+        certificate authorities, or `tls_ca` (default: $DTF_TLS_CA).  `client` is nats-py's
+        client class or a subclass (`dtf.nats.raw.RawClient`).
         """
         urls = [servers] if isinstance(servers, str) else list(servers)
         if creds is None and os.environ.get("DTF_CREDS"):
@@ -148,13 +151,14 @@ class EventStore:
         seed = read_seed(creds).decode() if creds is not None else None
         tls = _tls_context(urls, tls_ca)
         denials = Denials(keyed=seed is not None)
+        nc = client()
         try:
-            nc = await asyncio.wait_for(
-                nats.connect(
+            await asyncio.wait_for(
+                nc.connect(
                     urls,
                     name=name,
                     connect_timeout=min(2, max(1, int(timeout))),
-                    reconnect_time_wait=0.5,
+                    reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds, a float
                     max_reconnect_attempts=-1,
                     error_cb=denials.record,
                     reconnected_cb=denials.reconnected,
@@ -494,6 +498,31 @@ class EventStore:
         except (nats.errors.Error, TimeoutError) as exc:
             raise self.denials.explain(exc, f"cannot follow {', '.join(filters)}") from None
         return follower
+
+    async def follow_raw(
+        self,
+        subjects: str | Sequence[str],
+        sink: RawSink,
+        *,
+        from_seq: int = 1,
+        headers: bool | None = None,
+    ) -> Follower:
+        """Each stored message from `from_seq` on, as (seq, pending, subject, payload,
+        headers) to `sink`, at about twice nats-py's pace: the store must have been connected
+        with `client=RawClient` (`dtf.nats.raw`).  Headers are parsed for `sink` when
+        `headers` is true, by default when the server keeps signing keys (they carry the
+        signatures); otherwise it gets None."""
+        nc = self.nc
+        if not isinstance(nc, RawClient):
+            raise TypeError("follow_raw needs a store connected with client=RawClient")
+        nc.raw_sink = sink
+        nc.raw_headers = self.verifier.active if headers is None else headers
+
+        async def slow(msg: Msg) -> None:  # what RawClient leaves to nats-py's own path
+            seq, pending = position(msg)
+            await sink(seq, pending, msg.subject, msg.data, msg.headers)
+
+        return await self.follow_messages(subjects, slow, from_seq=from_seq)
 
     async def load(self, subjects: str | Sequence[str], timeout: float = 30.0) -> list[Stored]:
         """The full history of the matching subjects (an aggregate's audit trail).

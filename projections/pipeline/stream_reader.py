@@ -3,10 +3,11 @@ onto stdout.
 
     python -m projections.pipeline.stream_reader --from SEQ URL [URL ...]
 
-nats-py spends ~20-25 us of Python per JetStream message; in the projector's own process that
-time and the projector's (decoding, folding, DuckDB) add up on one core.  Here it runs on
-another core, and the projector gets the raw deliveries in large frames of columns that
-cost ~0.2 us a message to take in.  `projections.pipeline.delivery.ProcessReader` starts and
+Reading a JetStream message costs ~5 us of Python even on `dtf.nats.raw`'s fast path (~10
+through nats-py's callbacks); in the projector's own process that time and the projector's
+(decoding, folding, DuckDB) would add up on one core.  Here it runs on another core, and the
+projector gets the raw deliveries in large frames of columns that cost ~0.2 us a message to
+take in.  `projections.pipeline.delivery.ProcessReader` starts and
 reads this.
 
 Each frame on stdout is a 4-byte big-endian length and msgpack `Deliveries`
@@ -14,8 +15,8 @@ Each frame on stdout is a 4-byte big-endian length and msgpack `Deliveries`
 sent once the consumer exists (possibly empty), so that the parent learns of a failure to
 connect at start.  A frame is sent when FRAME_MESSAGES are waiting, when the stream's end has
 been reached, or FLUSH_S after the first message waiting.  Writing waits for the pipe to drain,
-and the callback waits for the write, so a slow projector slows the consumer (nats-py's flow
-control then holds the server back) instead of buffering without limit.  A failure is one line
+and nats-py's read loop waits for the write (`RawClient`), so a slow projector slows the
+socket and the server instead of this process buffering without limit.  A failure is one line
 on stderr and exit status 2.  The process dies with its parent (PR_SET_PDEATHSIG).
 """
 
@@ -28,13 +29,15 @@ import fcntl
 import os
 import struct
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
 from dtf.errors import DtfError
+from dtf.nats.raw import RawClient
 from dtf.nats.signing import Verifier
-from dtf.nats.store import EventStore, Message, position
+from dtf.nats.store import EventStore
 from dtf.runner.child.lifeline import exit_with_parent
 from events import topology
 from projections.pipeline.frames import Deliveries
@@ -55,18 +58,24 @@ class _Sender:
         self._encoder = msgspec.msgpack.Encoder()
         self._timer: asyncio.TimerHandle | None = None
 
-    async def add(self, msg: Message) -> None:
-        seq, pending = position(msg)
+    async def add(
+        self,
+        seq: int,
+        pending: int,
+        subject: str,
+        data: bytes,
+        headers: Mapping[str, str] | None,
+    ) -> None:
         if not self._verifier.active:
-            self._frame.add(seq, msg.subject, msg.data)
+            self._frame.add(seq, subject, data)
         else:
-            signer = await self._verifier.verify(seq, msg.subject, msg.data, msg.headers)
+            signer = await self._verifier.verify(seq, subject, data, headers)
             if isinstance(signer, str):
-                self._frame.add(seq, msg.subject, msg.data, refused=signer)
+                self._frame.add(seq, subject, data, refused=signer)
             elif signer is None:
-                self._frame.add(seq, msg.subject, msg.data)
+                self._frame.add(seq, subject, data)
             else:
-                self._frame.add(seq, msg.subject, msg.data, signer.name, signer.role)
+                self._frame.add(seq, subject, data, signer.name, signer.role)
         if pending == 0:
             self._frame.caught_up = True
         if pending == 0 or len(self._frame) >= FRAME_MESSAGES:
@@ -128,10 +137,10 @@ async def _stdout_writer() -> tuple[asyncio.StreamWriter, _Pipe]:
 async def read(urls: list[str], start_seq: int) -> None:
     """Stream the events from `start_seq` onto stdout until killed or stdout closes."""
     writer, pipe = await _stdout_writer()
-    store = await EventStore.connect(urls, name="dtf-projector-reader")
+    store = await EventStore.connect(urls, name="dtf-projector-reader", client=RawClient)
     await store.load_registry()
     sender = _Sender(writer, store.verifier)
-    follower = await store.follow_messages(topology.EVENTS.subjects, sender.add, from_seq=start_seq)
+    follower = await store.follow_raw(topology.EVENTS.subjects, sender.add, from_seq=start_seq)
     sender.write(caught_up=follower.caught_up.is_set())
     # Runs until the parent kills us; a closed stdout (the parent went away) ends it too.
     await pipe.closed
