@@ -36,6 +36,7 @@ from events.catalogue import (
 from events.codec import encode
 from events.subjects import subject_of
 from projections.pipeline import projector
+from projections.pipeline.frames import Delivered
 from projections.pipeline.projector import Projector, replay
 from projections.pipeline.registry import registry
 from projections.tables.runs import RUNS
@@ -263,6 +264,43 @@ async def test_crash_mid_batch_loses_and_doubles_nothing(
     crashed_rows, clean_rows = snapshot(db), snapshot(clean)
     for name in clean_rows:
         assert crashed_rows[name] == clean_rows[name], name
+
+
+async def test_a_commit_failing_behind_the_next_batch_stops_and_loses_nothing(
+    store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While catching up, a batch's COMMIT runs as the next batch is prepared: when it
+    fails (the disk, say), the projector stops with one error at the next batch, the file
+    holds the batches before it, and a replay resumes right there."""
+    events = list(synthetic_events(3000, seed=8))
+    deliveries = [Delivered(i, subject_of(e), encode(e)) for i, e in enumerate(events, 1)]
+    db = tmp_path / "p.duckdb"
+    commits = 0
+    original = Projector._commit
+
+    def failing_second(self: Projector) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == 2:
+            raise duckdb.IOException("IO Error: could not write to the WAL: No space left")
+        original(self)
+
+    monkeypatch.setattr(Projector, "_commit", failing_second)
+    with Projector(db) as p:
+        p.apply(deliveries[:1000], overlap=True)
+        p.apply(deliveries[1000:2000], overlap=True)  # its COMMIT is the one that fails
+        with pytest.raises(ProjectionError) as info:
+            p.apply(deliveries[2000:], overlap=True)
+        assert "No space left" in str(info.value) and "\n" not in str(info.value)
+    monkeypatch.undo()
+    with Projector(db) as p:
+        assert p.last_seq == 1000
+        p.apply(deliveries[1000:], overlap=True)
+        p.committed()
+        assert p.last_seq == len(deliveries) and p.applied == len(deliveries) - 1000
+    with Projector(tmp_path / "clean.duckdb") as clean:
+        clean.apply(deliveries)
+    assert snapshot(db) == snapshot(tmp_path / "clean.duckdb")
 
 
 # --- (d) garbage on the stream ----------------------------------------------------------
