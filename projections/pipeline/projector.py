@@ -133,10 +133,7 @@ class Projector:
         return self
 
     def close(self) -> None:
-        if self._committing is not None:
-            with contextlib.suppress(Exception):  # closing must not mask why we are closing
-                self._committing[0].result()
-            self._committing = None
+        self._abandon_commit()
         if self._committer is not None:
             self._committer.shutdown(wait=True)
             self._committer = None
@@ -194,6 +191,7 @@ class Projector:
         try:
             step(*args)
         except _FATAL as exc:
+            self._abandon_commit()
             with contextlib.suppress(Exception):  # the error to tell is the first one
                 self._rollback()
             if isinstance(exc, _CommitFailed):
@@ -239,6 +237,14 @@ class Projector:
         except Exception as exc:
             raise _CommitFailed(exc) from exc
         self._account(prepared)
+
+    def _abandon_commit(self) -> None:
+        """Wait for a COMMIT in the background, whatever it does, without counting its
+        batch in: nothing else may use the connection meanwhile (DuckDB would deadlock)."""
+        if self._committing is not None:
+            with contextlib.suppress(Exception):  # the error to tell is another one
+                self._committing[0].result()
+            self._committing = None
 
     def _commit(self) -> None:
         self.con.execute("COMMIT")
@@ -417,6 +423,10 @@ async def _pump(
             on_progress(projector.last_seq, max(target, projector.last_seq))
 
 
+async def _opened(projector: Projector, executor: ThreadPoolExecutor) -> None:
+    await asyncio.get_running_loop().run_in_executor(executor, projector.open)
+
+
 def _sidecars(path: Path) -> list[Path]:
     return [path, path.with_name(path.name + ".wal")]
 
@@ -460,9 +470,21 @@ async def replay(
     projector = Projector(target_path, rebuilding=rebuild)
     reader = None
     try:
-        projector.open()
+        if rebuild:
+            # From the first event: the reader's process starts while the new file is made.
+            started_reader, opened = await asyncio.gather(
+                open_reader(urls, 1), _opened(projector, executor), return_exceptions=True
+            )
+            if isinstance(started_reader, ProcessReader):
+                reader = started_reader  # to stop, should the file fail
+            for failure in (started_reader, opened):
+                if isinstance(failure, BaseException):
+                    raise failure
+            assert reader is not None
+        else:
+            projector.open()
+            reader = await open_reader(urls, projector.last_seq + 1)
         target = await store.last_seq()
-        reader = await open_reader(urls, projector.last_seq + 1)
         await _pump(
             reader, projector, executor, until=target, on_progress=on_progress, target=target
         )
@@ -475,8 +497,9 @@ async def replay(
             os.replace(target_path, db)
             target_path = db
             _add(stats, projector)
-            projector = Projector(db)
-            projector.open()
+            if follow:
+                projector = Projector(db)
+                projector.open()
         if follow:
             await _pump(
                 reader, projector, executor, until=None, on_progress=on_progress, target=target
