@@ -177,8 +177,8 @@ class Projector:
         With `overlap`, the batch's COMMIT (its WAL write and fsync, ~10% of a rebuild, run by
         DuckDB without the GIL) goes on in the background while the caller prepares the next
         batch; the next `apply`, `committed` or `close` waits for it, and `last_seq` and the
-        counters move once it is done.  A COMMIT that fails is undone and its batch applied
-        again the slow way, split around what fails, exactly as without `overlap`."""
+        counters move once it is done.  A COMMIT fails only for the machine's reasons (one
+        writer meets no conflicts) and stops the projector, as any such failure does."""
         self._unless_broken(self._apply, _columns(batch), overlap)
 
     def committed(self) -> None:
