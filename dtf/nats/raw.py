@@ -6,9 +6,11 @@ a task take it off and await the callback, ~10 us of Python a message on a JetSt
 which is half of what the projector's stream reader costs (`bench/replay.py`).  `RawClient`
 is nats-py's client with one change: the data messages of its ordered JetStream
 subscriptions go straight to `raw_sink` as (stream seq, pending, subject, payload, headers)
-inside nats-py's read loop, at ~4.5 us a message in all.  Everything else takes nats-py's
-own path: control messages (heartbeats, flow control), other subscriptions, and a message
-that shows a gap, which resets the ordered consumer there exactly as nats-py does.
+inside nats-py's read loop, at ~4.5 us a message in all, with the ordered consumer's
+bookkeeping done as nats-py does it (a gap in the consumer sequence resets the consumer after
+the last message handed over).  Everything else takes nats-py's own path: control messages
+(heartbeats, flow control), other subscriptions, and messages while some are still queued
+for the callback.
 
 It depends on nats-py's internals (`Client._process_msg`, a subscription's `_jsi`), checked
 for the installed version by tests/integration/test_raw_client.py.  Awaiting the sink holds

@@ -37,7 +37,7 @@ from dtf.nats.auth import read_seed
 from dtf.nats.claim import Claim
 from dtf.nats.lease import KvKey, holder, leader_bucket
 from dtf.nats.objects import ObjectBucket
-from dtf.nats.raw import RawClient, RawSink
+from dtf.nats.raw import RawClient, RawSink, sequences
 from dtf.nats.refusals import Denials
 from dtf.nats.signing import Signing, Verifier
 from events import topology
@@ -55,11 +55,6 @@ WRONG_LAST_SEQUENCE = 10071
 REQUEST_TIMEOUT_S = 5.0
 
 
-# A delivered message as nats-py gives it (`.subject`, `.data`; `position` reads the rest), for
-# readers that pass the bytes on without naming nats themselves.
-Message = Msg
-
-
 def position(msg: Msg) -> tuple[int, int]:
     """(stream sequence, messages still pending) of a JetStream delivery.
 
@@ -67,11 +62,9 @@ def position(msg: Msg) -> tuple[int, int]:
     <pending>`, or the longer form with domain and account hash) by hand: nats-py's
     `msg.metadata` also builds a datetime and costs ~18 us a message, a third of a replay.
     """
-    tokens = (msg.reply or "").split(".")
-    if len(tokens) == 9 and tokens[0] == "$JS":
-        return int(tokens[5]), int(tokens[8])
-    if len(tokens) >= 11 and tokens[0] == "$JS":
-        return int(tokens[7]), int(tokens[10])
+    read = sequences(msg.reply or "")
+    if read is not None:
+        return read[0], read[2]
     meta = msg.metadata  # anything else: let nats-py decide (or raise)
     return meta.sequence.stream, meta.num_pending
 
