@@ -2,7 +2,10 @@
 
 Each event names its aggregate (run, task or worker) by id; `subject()` in `events.subjects`
 derives the NATS subject from it.  Fields added later always get a default so old logs keep
-decoding (see msgspec's schema-evolution guide).
+decoding (see msgspec's schema-evolution guide).  Every struct here, like the fold's states
+(`dtf.core.state`), is `gc=False`: an event holds only values and can be in no reference
+cycle, and a replay makes millions of them, which the cyclic collector would otherwise track
+and walk again and again.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ Category = Literal["infrastructure", "timeout", "environment", "test", "cancelle
 TaskKind = Literal["pytest", "command", "health"]
 
 
-class Requirements(msgspec.Struct, frozen=True, omit_defaults=True):
+class Requirements(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """What a task needs from a worker; zero or empty means 'anything'."""
 
     platform: str = ""
@@ -35,7 +38,7 @@ class Requirements(msgspec.Struct, frozen=True, omit_defaults=True):
     gpu_arch: str = ""  # of the GPUs asked for: AMD's gfx target ("gfx90a"), Gpu.arch
 
 
-class Gpu(msgspec.Struct, frozen=True, omit_defaults=True):
+class Gpu(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One GPU: `vendor` is "nvidia", "amd", "intel" or "apple"."""
 
     vendor: str
@@ -51,7 +54,7 @@ class Gpu(msgspec.Struct, frozen=True, omit_defaults=True):
     unified_memory: bool = False  # Apple silicon: CPU and GPU share one memory
 
 
-class Capabilities(msgspec.Struct, frozen=True, omit_defaults=True):
+class Capabilities(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """What a worker offers, detected once at start."""
 
     platform: str
@@ -74,7 +77,7 @@ class Capabilities(msgspec.Struct, frozen=True, omit_defaults=True):
     performance_cores: int = 0  # of `physical_cores`, the fast ones (Apple's P-cores); 0: alike
 
 
-class CaseResult(msgspec.Struct, frozen=True, omit_defaults=True):
+class CaseResult(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One test item's result: its pytest node id, outcome, seconds, and failure text."""
 
     nodeid: str
@@ -88,7 +91,7 @@ class CaseResult(msgspec.Struct, frozen=True, omit_defaults=True):
     tally: dict[str, int] = {}
 
 
-class Metric(msgspec.Struct, frozen=True, omit_defaults=True):
+class Metric(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One benchmark measurement a command reported, with how to read it."""
 
     name: str
@@ -98,7 +101,7 @@ class Metric(msgspec.Struct, frozen=True, omit_defaults=True):
     dims: dict[str, str] = {}  # e.g. {"model": "bert", "batch_size": "8"}
 
 
-class Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+class Event(msgspec.Struct, frozen=True, gc=False, tag_field="type", kw_only=True):
     """Common envelope: unique id (sent as Nats-Msg-Id), when, who, and schema version."""
 
     id: str
@@ -225,7 +228,7 @@ class TaskCompleted(OfTask, frozen=True, tag="task.completed"):
     coverage_key: str = ""  # the session's coverage data so far (dtf_coverage object store)
 
 
-class ProcessSample(msgspec.Struct, frozen=True, omit_defaults=True):
+class ProcessSample(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One process of a task's tree, as last seen."""
 
     pid: int
@@ -234,7 +237,7 @@ class ProcessSample(msgspec.Struct, frozen=True, omit_defaults=True):
     status: str = ""  # psutil's: running, sleeping, zombie, ...
 
 
-class SystemContext(msgspec.Struct, frozen=True, omit_defaults=True):
+class SystemContext(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """The worker's machine when a task failed for a reason other than its tests: what an
     operator needs to tell a full disk from an OOM kill from an overloaded box."""
 
@@ -374,7 +377,7 @@ AnyEvent = RunEvent | TaskEvent | WorkerEvent
 TERMINAL_TASK_EVENTS = (TaskCompleted, TaskFailed, TaskCancelled)
 
 
-class CaseProgress(msgspec.Struct, frozen=True, omit_defaults=True):
+class CaseProgress(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One test's result the moment a worker has it, on `dtf.progress.<task id>`.
 
     Not an event: a core NATS message nobody stores, so that a live display moves test by

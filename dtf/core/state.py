@@ -62,7 +62,7 @@ class QueueWatcher(Protocol):
     def add(self, task: TaskState) -> None: ...
 
 
-class TaskState(msgspec.Struct, frozen=True):
+class TaskState(msgspec.Struct, frozen=True, gc=False):
     """One task as its events left it (a msgspec Struct: replays fold millions of these)."""
 
     spec: TaskQueued
@@ -126,7 +126,7 @@ def refusal(signer: Signer, subject: str, event: AnyEvent, task: TaskState | Non
     return authority.refusal(signer, subject, event, owner)
 
 
-class WorkerState(msgspec.Struct, frozen=True):
+class WorkerState(msgspec.Struct, frozen=True, gc=False):
     worker_id: str
     registered: WorkerRegistered
     status: WorkerStatus = "active"
@@ -138,7 +138,7 @@ class WorkerState(msgspec.Struct, frozen=True):
         return self.registered.slots
 
 
-class RunState(msgspec.Struct, frozen=True):
+class RunState(msgspec.Struct, frozen=True, gc=False):
     submitted: RunSubmitted
     cancel_requested: bool = False
     finished: RunFinished | None = None

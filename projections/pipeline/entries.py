@@ -13,7 +13,7 @@ from events.catalogue import WorkerRegistered
 from projections.analytics.hardware import hardware_class
 
 
-class TaskEntry(msgspec.Struct, frozen=True):
+class TaskEntry(msgspec.Struct, frozen=True, gc=False):
     """A task's state plus what its current attempt's row needs besides it."""
 
     state: TaskState
@@ -31,7 +31,7 @@ class TaskEntry(msgspec.Struct, frozen=True):
         return self.state.spec.run_id
 
 
-class WorkerEntry(msgspec.Struct, frozen=True):
+class WorkerEntry(msgspec.Struct, frozen=True, gc=False):
     """A worker's state plus its capabilities flattened into the `workers` columns."""
 
     state: WorkerState
@@ -64,7 +64,7 @@ class WorkerEntry(msgspec.Struct, frozen=True):
         )
 
 
-class RunEntry(msgspec.Struct, frozen=True):
+class RunEntry(msgspec.Struct, frozen=True, gc=False):
     """A run's state (its submission without the task list) and its git labels."""
 
     state: RunState

@@ -267,16 +267,19 @@ class Projector:
         records: list[Record] = []
         rejected: list[tuple[int, str, str, str]] = []
         signed = batch.signed
-        for seq, subject, data in zip(batch.seqs, batch.subjects, batch.datas, strict=True):
+        columns = zip(batch.seqs, batch.subjects, batch.datas, batch.decoded(), strict=True)
+        for seq, subject, data, decoded in columns:
             signer, role, refused = signed.get(seq, _UNSIGNED) if signed else _UNSIGNED
             if failed or refused:
                 rejected.append((seq, subject, failed or refused, _text(data)))
                 continue
-            try:
-                event = read(subject, data)
-            except Undecodable as exc:
-                rejected.append((seq, subject, _one_line(exc), _text(data)))
-                continue
+            event = decoded
+            if event is None:  # not decoded by the reader (or it would not decode there)
+                try:
+                    event = read(subject, data)
+                except Undecodable as exc:
+                    rejected.append((seq, subject, _one_line(exc), _text(data)))
+                    continue
             records.append((seq, subject, event, Signer(signer, role) if signer else None))
         writes = Writes()
         folded = self.aggregates.fold(records)

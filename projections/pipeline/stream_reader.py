@@ -1,13 +1,13 @@
 """The projector's stream reader, run as a child process: nats-py's ordered consumer, framed
-onto stdout.
+onto stdout, each message decoded.
 
     python -m projections.pipeline.stream_reader --from SEQ URL [URL ...]
 
 Reading a JetStream message costs ~5 us of Python even on `dtf.nats.raw`'s fast path (~10
 through nats-py's callbacks); in the projector's own process that time and the projector's
-(decoding, folding, DuckDB) would add up on one core.  Here it runs on another core, and the
-projector gets the raw deliveries in large frames of columns that cost ~0.2 us a message to
-take in.  `projections.pipeline.delivery.ProcessReader` starts and
+(folding, DuckDB) would add up on one core.  Here it runs on another core, and so does
+decoding each message's event: the projector gets them in large frames of columns
+(`projections.pipeline.frames`).  `projections.pipeline.delivery.ProcessReader` starts and
 reads this.
 
 Each frame on stdout is a 4-byte big-endian length and msgpack `Deliveries`
@@ -39,7 +39,7 @@ from dtf.nats.raw import RawClient
 from dtf.nats.signing import Verifier
 from dtf.nats.store import EventStore
 from dtf.runner.child.lifeline import exit_with_parent
-from events import topology
+from events import codec, topology
 from projections.pipeline.frames import Deliveries
 
 FRAME_MESSAGES = 4_000
@@ -55,8 +55,12 @@ class _Sender:
         self._writer = writer
         self._verifier = verifier
         self._frame = _empty()
+        # The frame's events, encoded one by one as they are decoded: each is freed at once,
+        # where a frame's worth of live events would leave this process's heap fragmented.
+        self._events = bytearray(_ARRAY)
         self._encoder = msgspec.msgpack.Encoder()
         self._timer: asyncio.TimerHandle | None = None
+        self._unsettled = False  # a frame was written since the last drain
 
     async def add(
         self,
@@ -66,22 +70,34 @@ class _Sender:
         data: bytes,
         headers: Mapping[str, str] | None,
     ) -> None:
-        if not self._verifier.active:
-            self._frame.add(seq, subject, data)
-        else:
+        signer = None
+        if self._verifier.active:
             signer = await self._verifier.verify(seq, subject, data, headers)
-            if isinstance(signer, str):
-                self._frame.add(seq, subject, data, refused=signer)
-            elif signer is None:
-                self._frame.add(seq, subject, data)
+        if isinstance(signer, str):  # refused: the projector records it as it came
+            self._frame.add(seq, subject, data, refused=signer)
+            self._events += _NIL
+        else:
+            try:
+                self._encoder.encode_into(codec.read(subject, data), self._events, -1)
+                # A signed payload goes too: the fold may yet refuse its signer the event.
+                kept = data if signer is not None else b""
+            except codec.Undecodable:  # the projector decodes it again for the reason
+                self._events += _NIL
+                kept = data
+            if signer is None:
+                self._frame.add(seq, subject, kept)
             else:
-                self._frame.add(seq, subject, data, signer.name, signer.role)
+                self._frame.add(seq, subject, kept, signer.name, signer.role)
         if pending == 0:
             self._frame.caught_up = True
         if pending == 0 or len(self._frame) >= FRAME_MESSAGES:
             self.write()
+        if self._unsettled:
+            # Also after a frame the timer wrote: otherwise, with the projector behind, every
+            # frame written that way would wait in this process's memory.
+            self._unsettled = False
             await self._writer.drain()
-        elif self._timer is None:
+        elif self._timer is None and self._frame:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.write)
 
     def write(self, *, caught_up: bool = False) -> None:
@@ -90,9 +106,35 @@ class _Sender:
             self._timer.cancel()
             self._timer = None
         frame, self._frame = self._frame, _empty()
-        frame.caught_up = frame.caught_up or caught_up
-        body = self._encoder.encode(frame)
+        events, self._events = self._events, bytearray(_ARRAY)
+        events[1:5] = len(frame).to_bytes(4, "big")
+        out = _Outgoing(
+            frame.seqs,
+            frame.subjects,
+            frame.datas,
+            frame.signed,
+            frame.caught_up or caught_up,
+            msgspec.Raw(memoryview(events)),
+        )
+        body = self._encoder.encode(out)
         self._writer.write(HEADER.pack(len(body)) + body)
+        self._unsettled = True
+
+
+class _Outgoing(msgspec.Struct, array_like=True):
+    """A frame as sent: `Deliveries` field for field, its events already encoded (a msgpack
+    array, nil for a message not decoded here), so the parent decodes it as `Deliveries`."""
+
+    seqs: list[int]
+    subjects: list[str]
+    datas: list[bytes]
+    signed: dict[int, tuple[str, str, str]]
+    caught_up: bool
+    events: msgspec.Raw
+
+
+_ARRAY = b"\xdd\x00\x00\x00\x00"  # msgpack array32 header, its length set when sent
+_NIL = b"\xc0"
 
 
 def _empty() -> Deliveries:
