@@ -1,10 +1,11 @@
-"""Reading the event stream for the projector: raw deliveries into a buffer, in stream order.
+"""Reading the event stream for the projector: deliveries into a buffer, in stream order.
 
-nats-py's ordered consumer runs in a child process (`projections.pipeline.stream_reader`), which
-hands over deliveries in frames of thousands; decoding and applying happen in batches on the
-projector's side.  Reading costs ~5 us of Python per JetStream message even on the raw path
-(`dtf.nats.raw`): in the projector's own process that cost and the projector's would add up on
-one core, in its own process they overlap (see docs/architecture.md).
+nats-py's ordered consumer runs in a child process (`projections.pipeline.stream_reader`),
+which hands over deliveries in frames of thousands, each message decoded there; folding and
+writing happen in batches on the projector's side.  Reading costs ~5 us of Python per
+JetStream message even on the raw path (`dtf.nats.raw`), decoding ~1.5 more: in the
+projector's own process that cost and the projector's would add up on one core, in its own
+process they overlap (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from projections.pipeline.stream_reader import HEADER
 __all__ = ["Delivered", "Deliveries", "ProcessReader", "open_reader"]
 
 # Deliveries buffered before the reader stops taking frames in: one batch ready when the
-# projector finishes the one it applies (at ~700 bytes each in memory, more would cost RSS
-# and no speed: the child holds the rest, and taking frames in is fast).
+# projector finishes the one it applies (~1 KB each in memory as decoded events, so more
+# would cost RSS and no speed: the child holds the rest, and taking frames in is fast).
 HIGH_WATER = 25_000
 FRAME_BYTES = 4 << 20
 
