@@ -55,8 +55,8 @@ class _Sender:
         self._writer = writer
         self._verifier = verifier
         self._frame = _empty()
-        # The frame's events, encoded one by one as they are decoded: each is freed at once,
-        # where a frame's worth of live events would leave this process's heap fragmented.
+        # The frame's events, each encoded as soon as it is decoded: the frame holds bytes,
+        # not thousands of objects.
         self._events = bytearray(_ARRAY)
         self._encoder = msgspec.msgpack.Encoder()
         self._timer: asyncio.TimerHandle | None = None
@@ -77,11 +77,18 @@ class _Sender:
             self._frame.add(seq, subject, data, refused=signer)
             self._events += _NIL
         else:
+            mark = len(self._events)
             try:
                 self._encoder.encode_into(codec.read(subject, data), self._events, -1)
                 # A signed payload goes too: the fold may yet refuse its signer the event.
                 kept = data if signer is not None else b""
             except codec.Undecodable:  # the projector decodes it again for the reason
+                self._events += _NIL
+                kept = data
+            except (OverflowError, TypeError, ValueError):
+                # Valid JSON msgpack cannot hold (an integer past 64 bits): the projector
+                # decodes it from the payload, as it would any message not decoded here.
+                del self._events[mark:]
                 self._events += _NIL
                 kept = data
             if signer is None:

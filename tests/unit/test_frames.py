@@ -57,6 +57,10 @@ def test_events_decoded_by_the_reader_travel_with_their_messages() -> None:
     assert list(Deliveries.of(batch)) == list(batch)
 
 
+# Valid JSON for a run.finished whose term msgpack cannot hold: the projector decodes it.
+HUGE = b'{"type":"run.finished","id":"h","at":1,"actor":"c","run_id":"r","term":%d}' % 2**70
+
+
 async def test_the_readers_frame_is_read_as_deliveries_event_by_event() -> None:
     """The stream reader encodes each event as it decodes it, into one msgpack array sent
     as `Raw`; the projector's side reads the frame as `Deliveries`, nil where the reader
@@ -70,15 +74,16 @@ async def test_the_readers_frame_is_read_as_deliveries_event_by_event() -> None:
     )
     try:
         await sender.add(1, 10, "dtf.evt.run.r.finished", encode(good), None)
-        await sender.add(2, 0, "dtf.evt.run.r.finished", b"not json", None)
+        await sender.add(2, 5, "dtf.evt.run.r.finished", b"not json", None)
+        await sender.add(3, 0, "dtf.evt.run.r.finished", HUGE, None)
         with os.fdopen(read, "rb") as out:
             (size,) = HEADER.unpack(out.read(HEADER.size))
             frame = msgspec.msgpack.decode(out.read(size), type=Deliveries)
     finally:
         transport.close()
-    assert frame.seqs == [1, 2] and frame.caught_up
-    assert frame.events == [good, None]
-    assert frame.datas == [b"", b"not json"]  # the payload only where it is still needed
+    assert frame.seqs == [1, 2, 3] and frame.caught_up
+    assert frame.events == [good, None, None]
+    assert frame.datas == [b"", b"not json", HUGE]  # the payload only where still needed
 
 
 async def test_a_frame_the_flush_timer_wrote_holds_the_reader_back_too() -> None:
