@@ -33,7 +33,7 @@ import duckdb
 
 from dtf.errors import ProjectionError
 from dtf.nats.store import EventStore
-from events.codec import Undecodable, read
+from events.codec import Undecodable, encode, read
 from events.records import Signer
 from projections.pipeline import schema
 from projections.pipeline.aggregates import Aggregates, Record
@@ -271,7 +271,9 @@ class Projector:
         for seq, subject, data, decoded in columns:
             signer, role, refused = signed.get(seq, _UNSIGNED) if signed else _UNSIGNED
             if failed or refused:
-                rejected.append((seq, subject, failed or refused, _text(data)))
+                # The reader sends no payload with an event it decoded: its JSON is the text.
+                raw = _text(data) if data or decoded is None else encode(decoded).decode()
+                rejected.append((seq, subject, failed or refused, raw))
                 continue
             event = decoded
             if event is None:  # not decoded by the reader (or it would not decode there)

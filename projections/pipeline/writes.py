@@ -8,6 +8,7 @@ batch's transaction.  Rows are tuples in the order of the table's columns.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import duckdb
@@ -59,7 +60,11 @@ class Writes:
             try:
                 con.execute(sql)
             finally:
-                con.unregister(name)
+                # After a failed statement DuckDB refuses even this until the caller's
+                # ROLLBACK; that error must not replace the statement's own, which says
+                # which event to reject (the view is replaced when the name is next used).
+                with contextlib.suppress(duckdb.TransactionException):
+                    con.unregister(name)
 
 
 # numpy kinds a column of each SQL type may be staged as: DuckDB reads a typed array as it

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+import msgspec
 import psutil
 import pytest
 
@@ -371,6 +372,26 @@ async def test_garbage_is_rejected_or_ignored_never_fatal(
         ("r9.0", "pytest"),
         ("r9.1", "pytest"),
     ]
+
+
+async def test_an_event_whose_rows_cannot_be_written_is_rejected_with_its_text(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path
+) -> None:
+    """Decoded by the stream reader, which sends no payload with it: the rejection still
+    records the event as JSON, and the events around it are applied."""
+    t = time.time()
+    huge = TaskQueued(
+        id="q", at=t, actor="c", task_id="r8.0", run_id="r8", kind="command", priority=2**40
+    )
+    fine = TaskQueued(id="q1", at=t, actor="c", task_id="r8.1", run_id="r8", kind="command")
+    last = await publish(store, _events(huge, fine))
+    db = tmp_path / "p.duckdb"
+    stats = await replay([nats_server.url], db)
+    assert (stats.last_seq, stats.rejected) == (last, 1)
+    [(reason, raw)] = query(db, "SELECT reason, raw FROM rejected_events")
+    assert "INT32" in reason or "out of range" in reason.lower(), reason
+    assert msgspec.json.decode(raw, type=TaskQueued) == huge
+    assert query(db, "SELECT task_id FROM tasks") == [("r8.1",)]
 
 
 # --- (e) the swap is atomic -------------------------------------------------------------
