@@ -1,11 +1,12 @@
 """Reading the event stream for the projector: deliveries into a buffer, in stream order.
 
 nats-py's ordered consumer runs in a child process (`projections.pipeline.stream_reader`),
-which hands over deliveries in frames of thousands, each message decoded there; folding and
-writing happen in batches on the projector's side.  Reading costs ~5 us of Python per
-JetStream message even on the raw path (`dtf.nats.raw`), decoding ~1.5 more: in the
-projector's own process that cost and the projector's would add up on one core, in its own
-process they overlap (see docs/architecture.md).
+which hands over deliveries in frames of thousands, each message decoded there; the frames
+wait here as they came, and are decoded, folded and written in batches by the thread applying
+them.  Reading costs ~5 us of Python per JetStream message even on the raw path
+(`dtf.nats.raw`), decoding ~1.5 more: in the projector's own process that cost and the
+projector's would add up on one core, in its own process they overlap (see
+docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -19,17 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-import msgspec
-
 from dtf.errors import StoreError
-from projections.pipeline.frames import Delivered, Deliveries
+from projections.pipeline.frames import Delivered, Deliveries, Encoded
 from projections.pipeline.stream_reader import HEADER
 
-__all__ = ["Delivered", "Deliveries", "ProcessReader", "open_reader"]
+__all__ = ["Delivered", "Deliveries", "Encoded", "ProcessReader", "open_reader"]
 
 # Deliveries buffered before the reader stops taking frames in: one batch ready when the
-# projector finishes the one it applies (~1 KB each in memory as decoded events, so more
-# would cost RSS and no speed: the child holds the rest, and taking frames in is fast).
+# projector finishes the one it applies (~370 bytes each as frames, ~1 KB once decoded, so
+# more would cost RSS and no speed: the child holds the rest, and taking frames in is fast).
 HIGH_WATER = 25_000
 FRAME_BYTES = 4 << 20
 
@@ -38,16 +37,17 @@ class ProcessReader:
     """The buffer fed by `projections.pipeline.stream_reader` in a child process, frame by frame.
 
     Frames are taken in on the event loop, which is free while a batch is applied in the
-    projector's worker thread; above HIGH_WATER buffered deliveries it stops reading the
-    pipe, which holds the child (and through nats-py's flow control, the server) back.
-    `caught_up` is set once the stream's end (as of some moment) was delivered; `last_seq` is
-    the last stream sequence received.
+    projector's worker thread, and kept as they came (`Encoded`: their headers say how many
+    deliveries they hold, and the last one's sequence); above HIGH_WATER buffered deliveries
+    it stops reading the pipe, which holds the child (and through nats-py's flow control,
+    the server) back.  `caught_up` is set once the stream's end (as of some moment) was
+    delivered; `last_seq` is the last stream sequence received.
     """
 
     def __init__(self, urls: list[str], start_seq: int) -> None:
         self.caught_up = asyncio.Event()
         self.last_seq = start_seq - 1
-        self._frames: collections.deque[Deliveries] = collections.deque()
+        self._frames: collections.deque[Encoded] = collections.deque()
         self._buffered = 0
         self._grown = asyncio.Event()
         self._urls = urls
@@ -61,22 +61,20 @@ class ProcessReader:
     def buffered(self) -> int:
         return self._buffered
 
-    def take(self, limit: int) -> Deliveries:
-        """Up to `limit` deliveries, oldest first."""
-        parts: list[Deliveries] = []
+    def take(self, limit: int) -> list[Encoded]:
+        """Whole frames, oldest first, of up to `limit` deliveries in all (or the oldest
+        frame, should it hold more); `projections.pipeline.frames.decode` reads them."""
+        taken: list[Encoded] = []
         count = 0
-        while self._frames and count < limit:
+        while self._frames and (not taken or count + self._frames[0].messages <= limit):
             frame = self._frames.popleft()
-            if count + len(frame) > limit:
-                frame, rest = frame[: limit - count], frame[limit - count :]
-                self._frames.appendleft(rest)
-            parts.append(frame)
-            count += len(frame)
+            taken.append(frame)
+            count += frame.messages
         self._buffered -= count
         if not self._buffered:
             self._grown.clear()
         self._taken.set()
-        return Deliveries.join(parts) if parts else Deliveries([], [], [], {})
+        return taken
 
     async def wait(self, count: int, timeout: float) -> None:
         """Until `count` deliveries are buffered, the stream is drained, or `timeout` passes;
@@ -115,17 +113,18 @@ class ProcessReader:
 
     async def _receive(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
-        decode = msgspec.msgpack.Decoder(Deliveries).decode
         try:
             while True:
-                head = await proc.stdout.readexactly(HEADER.size)
-                frame = decode(await proc.stdout.readexactly(HEADER.unpack(head)[0]))
-                if frame.seqs:
-                    self._frames.append(frame)
-                    self._buffered += len(frame)
-                    self.last_seq = frame.seqs[-1]
+                size, count, last_seq, caught_up = HEADER.unpack(
+                    await proc.stdout.readexactly(HEADER.size)
+                )
+                body = await proc.stdout.readexactly(size)
+                if count:
+                    self._frames.append(Encoded(body, count))
+                    self._buffered += count
+                    self.last_seq = last_seq
                     self._grown.set()
-                if frame.caught_up:
+                if caught_up:
                     self.caught_up.set()
                 self._started.set()
                 while self._buffered >= HIGH_WATER:
@@ -133,8 +132,6 @@ class ProcessReader:
                     await self._taken.wait()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
-        except msgspec.DecodeError as exc:
-            self._error = StoreError(f"the stream reader sent a bad frame: {exc}")
         if self._error is None:
             code = await proc.wait()
             why = await self._stderr if self._stderr is not None else ""

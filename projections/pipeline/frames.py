@@ -12,6 +12,10 @@ of its JSON: msgpack structs in one frame take half the projector's time that de
 message by message takes (~1.0 against ~1.9 us an event).  Its payload is then left out
 (`b""`), except where the projector may still need it to record a rejection: a message that
 does not decode, or that carries a signature.
+
+The projector keeps the frames it has taken in as they came (`Encoded`, a third the size of the
+objects they decode to) and decodes them in the thread that applies them, when it does
+(`decode`): the next batch waits as bytes while the last one is applied.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import NamedTuple, overload
 
 import msgspec
 
+from dtf.errors import StoreError
 from events.catalogue import AnyEvent
 
 
@@ -61,6 +66,8 @@ class Deliveries(msgspec.Struct, array_like=True):
 
     @classmethod
     def join(cls, parts: Sequence[Deliveries]) -> Deliveries:
+        if not parts:
+            return cls([], [], [], {})
         if len(parts) == 1:
             return parts[0]
         batch = cls([], [], [], {}, events=[])
@@ -126,3 +133,21 @@ class Deliveries(msgspec.Struct, array_like=True):
     def __iter__(self) -> Iterator[Delivered]:
         for i in range(len(self.seqs)):
             yield self[i]
+
+
+class Encoded(NamedTuple):
+    """A frame as the stream reader sent it: msgpack `Deliveries` and how many messages."""
+
+    body: bytes
+    messages: int
+
+
+_decode = msgspec.msgpack.Decoder(Deliveries).decode
+
+
+def decode(frames: Sequence[Encoded]) -> Deliveries:
+    """The deliveries of `frames`, in order, as one batch."""
+    try:
+        return Deliveries.join([_decode(frame.body) for frame in frames])
+    except msgspec.DecodeError as exc:
+        raise StoreError(f"the stream reader sent a bad frame: {exc}") from None

@@ -10,8 +10,11 @@ decoding each message's event: the projector gets them in large frames of column
 (`projections.pipeline.frames`).  `projections.pipeline.delivery.ProcessReader` starts and
 reads this.
 
-Each frame on stdout is a 4-byte big-endian length and msgpack `Deliveries`
-(`projections.pipeline.frames`).  The first frame is
+Each frame on stdout is a header (`HEADER`: the body's length, its number of messages, the
+last one's stream sequence, and whether it reached the stream's end, big-endian) and the body,
+msgpack `Deliveries` (`projections.pipeline.frames`): the parent keeps frames as they came and
+decodes them only when it applies them, knowing from the headers alone what it holds.  The
+first frame is
 sent once the consumer exists (possibly empty), so that the parent learns of a failure to
 connect at start.  A frame is sent when FRAME_MESSAGES are waiting, when the stream's end has
 been reached, or FLUSH_S after the first message waiting.  Writing waits for the pipe to drain,
@@ -45,7 +48,7 @@ from projections.pipeline.frames import Deliveries
 FRAME_MESSAGES = 4_000
 FLUSH_S = 0.02
 PIPE_BYTES = 4 << 20
-HEADER = struct.Struct(">I")
+HEADER = struct.Struct(">IIQ?")  # body bytes, messages, last sequence, caught up
 
 
 class _Sender:
@@ -124,7 +127,8 @@ class _Sender:
             msgspec.Raw(memoryview(events)),
         )
         body = self._encoder.encode(out)
-        self._writer.write(HEADER.pack(len(body)) + body)
+        last = frame.seqs[-1] if frame.seqs else 0
+        self._writer.write(HEADER.pack(len(body), len(frame), last, out.caught_up) + body)
         self._unsettled = True
 
 

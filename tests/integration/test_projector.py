@@ -267,6 +267,27 @@ async def test_crash_mid_batch_loses_and_doubles_nothing(
         assert crashed_rows[name] == clean_rows[name], name
 
 
+def test_a_rebuild_batch_over_the_memory_limit_is_retried_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild caps DuckDB's memory; a batch whose statements need more than the cap (here
+    1 MiB) is rolled back and applied again under DuckDB's default, with nothing lost."""
+    batch = [
+        Delivered(seq, subject_of(e), encode(e))
+        for seq, e in enumerate(synthetic_events(5000, seed=3), 1)
+    ]
+    with Projector(tmp_path / "roomy.duckdb", rebuilding=True) as p:
+        assert p.memory_limit_mib == projector.REBUILD_MEMORY_MIB
+        p.apply(batch)
+    monkeypatch.setattr(projector, "REBUILD_MEMORY_MIB", 1)
+    with Projector(tmp_path / "tight.duckdb", rebuilding=True) as p:
+        assert p.memory_limit_mib == 1
+        p.apply(batch)
+        assert p.memory_limit_mib == 0  # lifted
+        assert (p.last_seq, p.applied, p.rejected) == (len(batch), len(batch), 0)
+    assert snapshot(tmp_path / "tight.duckdb") == snapshot(tmp_path / "roomy.duckdb")
+
+
 async def test_a_commit_failing_behind_the_next_batch_stops_and_loses_nothing(
     store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,11 +7,13 @@ import asyncio
 import os
 
 import msgspec
+import pytest
 
+from dtf.errors import StoreError
 from dtf.nats.signing import Verifier
 from events.catalogue import RunFinished
 from events.codec import encode
-from projections.pipeline.frames import Delivered, Deliveries
+from projections.pipeline.frames import Delivered, Deliveries, Encoded, decode
 from projections.pipeline.stream_reader import HEADER, _Pipe, _Sender
 
 MESSAGES = [
@@ -77,10 +79,11 @@ async def test_the_readers_frame_is_read_as_deliveries_event_by_event() -> None:
         await sender.add(2, 5, "dtf.evt.run.r.finished", b"not json", None)
         await sender.add(3, 0, "dtf.evt.run.r.finished", HUGE, None)
         with os.fdopen(read, "rb") as out:
-            (size,) = HEADER.unpack(out.read(HEADER.size))
+            size, messages, last, caught_up = HEADER.unpack(out.read(HEADER.size))
             frame = msgspec.msgpack.decode(out.read(size), type=Deliveries)
     finally:
         transport.close()
+    assert (messages, last, caught_up) == (3, 3, True)  # the header says it without decoding
     assert frame.seqs == [1, 2, 3] and frame.caught_up
     assert frame.events == [good, None, None]
     assert frame.datas == [b"", b"not json", HUGE]  # the payload only where still needed
@@ -113,3 +116,13 @@ async def test_a_frame_the_flush_timer_wrote_holds_the_reader_back_too() -> None
 def _read_all(fd: int) -> int:
     with os.fdopen(fd, "rb") as out:
         return sum(len(chunk) for chunk in iter(lambda: out.read(1 << 16), b""))
+
+
+def test_frames_wait_encoded_and_a_bad_one_is_one_clear_error() -> None:
+    """The projector keeps frames as the reader sent them and decodes them when it applies
+    them, as one batch in order; a frame that is not `Deliveries` is a StoreError."""
+    first, second = Deliveries([1], ["a"], [b"x"], {}), Deliveries([2, 3], ["b", "c"], [b"", b""])
+    frames = [Encoded(msgspec.msgpack.encode(f), len(f)) for f in (first, second)]
+    assert decode(frames).seqs == [1, 2, 3]
+    with pytest.raises(StoreError, match="bad frame"):
+        decode([Encoded(b"\x92garbage", 1)])
