@@ -129,8 +129,8 @@ class Projector:
                 # Without a limit DuckDB also keeps every committed row it has not yet
                 # checkpointed, and the table blocks it has read, in memory: ~100 MiB of a
                 # 1M-event rebuild's peak RSS.  With it, those go to its temp directory
-                # beside the file (the same speed, measured); what a statement itself needs
-                # must fit, or `_lift_memory_limit` lifts it.
+                # beside the file (~8% slower, measured); what a statement itself needs must
+                # fit, or `_lift_memory_limit` lifts it.
                 if REBUILD_MEMORY_MIB:
                     self._set_memory_limit(REBUILD_MEMORY_MIB)
             for table in schema.tables_of(self.projections.values()):
