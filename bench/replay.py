@@ -14,9 +14,9 @@ failures, benchmark metrics and workers coming and going), then measures
 
 and prints events, seconds, events/s, the ratio to the raw read rate and the peak RSS.
 Publishing speed is not measured.  Goal: >= 60,000 events/s end to end, and 0.6 of the raw
-read rate.  On the 2-core dev VM the projector's own process is the limit: ~16 us of CPU an
-event (folding, row building, DuckDB), against ~9 for its reader (reading and decoding) and
-~3 for the server (see docs/architecture.md, "Read models").
+read rate.  On the 2-core dev VM the projector's own process is the limit: ~20 us of CPU an
+event (decoding frames, folding, row building, DuckDB), against ~9 for its reader (reading and
+decoding) and ~3 for the server (see docs/architecture.md, "Read models").
 """
 
 from __future__ import annotations

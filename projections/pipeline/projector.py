@@ -247,13 +247,12 @@ class Projector:
         self.memory_limit_mib = mib
 
     def _lift_memory_limit(self) -> bool:
-        """After a statement ran out of the memory limit set here: go back to DuckDB's
-        default (most of the machine's RAM) and say the batch may be tried again; False where
-        no limit was set here.  (A COMMIT run in the background is not retried: its failure
-        comes as `_CommitFailed`.)"""
+        """After a batch's statements ran out of the memory limit set here (its transaction
+        is aborted; the last batch's COMMIT was settled before it began): go back to
+        DuckDB's default, most of the machine's RAM, and say the batch may be tried again;
+        False where no limit was set here."""
         if not self.memory_limit_mib:
             return False
-        self._settle()
         with contextlib.suppress(duckdb.TransactionException):  # aborted: no SET until then
             self.con.execute("ROLLBACK")
         self.con.execute("RESET memory_limit")

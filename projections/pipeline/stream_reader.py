@@ -85,12 +85,10 @@ class _Sender:
                 self._encoder.encode_into(codec.read(subject, data), self._events, -1)
                 # A signed payload goes too: the fold may yet refuse its signer the event.
                 kept = data if signer is not None else b""
-            except codec.Undecodable:  # the projector decodes it again for the reason
-                self._events += _NIL
-                kept = data
-            except (OverflowError, TypeError, ValueError):
-                # Valid JSON msgpack cannot hold (an integer past 64 bits): the projector
-                # decodes it from the payload, as it would any message not decoded here.
+            except (codec.Undecodable, OverflowError, TypeError, ValueError):
+                # Not an event (the projector decodes it again for the reason), or valid JSON
+                # msgpack cannot hold (an integer past 64 bits, half encoded: cut off): sent
+                # undecoded, the payload with it.
                 del self._events[mark:]
                 self._events += _NIL
                 kept = data
