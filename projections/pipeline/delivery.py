@@ -1,12 +1,12 @@
 """Reading the event stream for the projector: deliveries into a buffer, in stream order.
 
 nats-py's ordered consumer runs in a child process (`projections.pipeline.stream_reader`),
-which hands over deliveries in frames of thousands, each message decoded there; the frames
-wait here as they came, and are decoded, folded and written in batches by the thread applying
-them.  Reading costs ~5 us of Python per JetStream message even on the raw path
-(`dtf.nats.raw`), decoding ~1.5 more: in the projector's own process that cost and the
-projector's would add up on one core, in its own process they overlap (see
-docs/architecture.md).
+which hands over deliveries in frames of thousands, each message decoded there; a thread
+reads the frames off the pipe, they wait here as they came, and are decoded, folded and
+written in batches by the thread applying them.  Reading costs ~5 us of Python per
+JetStream message even on the raw path (`dtf.nats.raw`), decoding ~1.5 more: in the
+projector's own process that cost and the projector's would add up on one core, in its own
+process they overlap (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from dtf.errors import StoreError
 from projections.pipeline.frames import Delivered, Deliveries, Encoded
@@ -30,17 +32,16 @@ __all__ = ["Delivered", "Deliveries", "Encoded", "ProcessReader", "open_reader"]
 # projector finishes the one it applies (~370 bytes each as frames, ~1 KB once decoded, so
 # more would cost RSS and no speed: the child holds the rest, and taking frames in is fast).
 HIGH_WATER = 25_000
-FRAME_BYTES = 4 << 20
 
 
 class ProcessReader:
     """The buffer fed by `projections.pipeline.stream_reader` in a child process, frame by frame.
 
-    Frames are taken in on the event loop, which is free while a batch is applied in the
-    projector's worker thread, and kept as they came (`Encoded`: their headers say how many
-    deliveries they hold, and the last one's sequence); above HIGH_WATER buffered deliveries
-    it stops reading the pipe, which holds the child (and through nats-py's flow control,
-    the server) back.  `caught_up` is set once the stream's end (as of some moment) was
+    A thread of its own reads the frames off the pipe and hands them to the event loop, which
+    keeps them as they came (`Encoded`: their headers say how many deliveries they hold, and
+    the last one's sequence); with HIGH_WATER deliveries read and not yet taken the thread
+    stops reading, which holds the child (and through nats-py's flow control, the server)
+    back.  `caught_up` is set once the stream's end (as of some moment) was
     delivered; `last_seq` is the last stream sequence received.
     """
 
@@ -52,8 +53,12 @@ class ProcessReader:
         self._grown = asyncio.Event()
         self._urls = urls
         self._proc: asyncio.subprocess.Process | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._taken = asyncio.Event()
+        self._thread: threading.Thread | None = None
+        # The frames thread's count of deliveries read off the pipe and not yet taken.
+        self._unread = 0
+        self._room = threading.Condition()  # notified as `_unread` falls, and at stop
+        self._stopping = False
+        self._end: asyncio.Future[None] | None = None
         self._started = asyncio.Event()
         self._error: StoreError | None = None
         self._stderr: asyncio.Task[str] | None = None
@@ -73,7 +78,9 @@ class ProcessReader:
         self._buffered -= count
         if not self._buffered:
             self._grown.clear()
-        self._taken.set()
+        with self._room:
+            self._unread -= count
+            self._room.notify()
         return taken
 
     async def wait(self, count: int, timeout: float) -> None:
@@ -91,49 +98,80 @@ class ProcessReader:
             self._check()
 
     async def start(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "projections.pipeline.stream_reader",
-            "--from",
-            str(self.last_seq + 1),
-            "--parent",
-            str(os.getpid()),
-            *self._urls,
-            env=_child_env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=FRAME_BYTES,  # the pipe is read on while less than twice this is buffered
-        )
-        self._task = asyncio.create_task(self._receive(self._proc))
+        loop = asyncio.get_running_loop()
+        # Our own pipe for the frames, read by a thread (`_read_frames`) rather than the event
+        # loop: its blocking reads copy the frames in without the GIL, which the thread
+        # applying a batch holds most of the time (through asyncio's transport and
+        # StreamReader every byte was copied three times with it: ~1 us an event).
+        frames_fd, child_stdout = os.pipe()
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "projections.pipeline.stream_reader",
+                "--from",
+                str(self.last_seq + 1),
+                "--parent",
+                str(os.getpid()),
+                *self._urls,
+                env=_child_env(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=child_stdout,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except BaseException:
+            os.close(frames_fd)
+            raise
+        finally:
+            os.close(child_stdout)  # the child's now: its exit is our end of file
         self._stderr = asyncio.create_task(self._last_words(self._proc))
+        self._thread = threading.Thread(
+            target=self._read_frames,
+            args=(loop, frames_fd),
+            name="dtf-stream-frames",
+            daemon=True,
+        )
+        self._thread.start()
         await self._started.wait()
         self._check()
 
-    async def _receive(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        try:
-            while True:
-                size, count, last_seq, caught_up = HEADER.unpack(
-                    await proc.stdout.readexactly(HEADER.size)
-                )
-                body = await proc.stdout.readexactly(size)
-                if count:
-                    self._frames.append(Encoded(body, count))
-                    self._buffered += count
-                    self.last_seq = last_seq
-                    self._grown.set()
-                if caught_up:
-                    self.caught_up.set()
-                self._started.set()
-                while self._buffered >= HIGH_WATER:
-                    self._taken.clear()
-                    await self._taken.wait()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        if self._error is None:
-            code = await proc.wait()
+    def _read_frames(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        """The frames thread: read whole frames off the pipe and hand each to the event loop;
+        wait while HIGH_WATER deliveries are buffered, which holds the child back."""
+        with open(fd, "rb", buffering=0) as pipe:
+            while not self._stopping:
+                header = _read_exactly(pipe, HEADER.size)
+                body = _read_exactly(pipe, HEADER.unpack(header)[0]) if header else None
+                if body is None:
+                    break
+                try:
+                    loop.call_soon_threadsafe(self._arrived, header, body)
+                except RuntimeError:  # the loop is closed: nobody is reading any more
+                    return
+                with self._room:
+                    self._unread += HEADER.unpack(header)[1]
+                    self._room.wait_for(lambda: self._unread < HIGH_WATER or self._stopping)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._at_end)
+
+    def _arrived(self, header: bytes, body: bytearray) -> None:
+        _, count, last_seq, caught_up = HEADER.unpack(header)
+        if count:
+            self._frames.append(Encoded(body, count))
+            self._buffered += count
+            self.last_seq = last_seq
+            self._grown.set()
+        if caught_up:
+            self.caught_up.set()
+        self._started.set()
+
+    def _at_end(self) -> None:
+        self._end = asyncio.ensure_future(self._ended())
+
+    async def _ended(self) -> None:
+        """The pipe closed: the child exited (or was stopped); its last words are the error."""
+        if self._error is None and self._proc is not None:
+            code = await self._proc.wait()
             why = await self._stderr if self._stderr is not None else ""
             self._error = StoreError(why or _died(code))
         self._started.set()
@@ -154,15 +192,32 @@ class ProcessReader:
             raise self._error
 
     async def stop(self) -> None:
+        with self._room:
+            self._stopping = True
+            self._room.notify()
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
             await self._proc.wait()
-        for task in (self._task, self._stderr):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._thread is not None:  # at the end of the pipe, the child being gone
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        if self._stderr is not None:
+            self._stderr.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stderr
+
+
+def _read_exactly(pipe: BinaryIO, size: int) -> bytearray | None:
+    """`size` bytes off `pipe` (blocking, without the GIL while it copies); None at its end."""
+    data = bytearray(size)
+    view = memoryview(data)
+    got = 0
+    while got < size:
+        n = pipe.readinto(view[got:])
+        if not n:
+            return None
+        got += n
+    return data
 
 
 def _child_env() -> dict[str, str]:

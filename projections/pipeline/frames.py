@@ -138,7 +138,7 @@ class Deliveries(msgspec.Struct, array_like=True):
 class Encoded(NamedTuple):
     """A frame as the stream reader sent it: msgpack `Deliveries` and how many messages."""
 
-    body: bytes
+    body: bytes | bytearray
     messages: int
 
 

@@ -36,8 +36,8 @@ from events.catalogue import (
 )
 from events.codec import encode
 from events.subjects import subject_of
-from projections.pipeline import projector
-from projections.pipeline.frames import Delivered
+from projections.pipeline import delivery, projector, stream_reader
+from projections.pipeline.frames import Delivered, decode
 from projections.pipeline.projector import Projector, replay
 from projections.pipeline.registry import registry
 from projections.tables.runs import RUNS
@@ -525,6 +525,32 @@ async def test_killed_reader_is_one_clear_error_and_loses_nothing(
     clean = tmp_path / "clean.duckdb"
     await replay([nats_server.url], clean, rebuild=True)
     assert snapshot(db) == snapshot(clean)
+
+
+async def test_the_reader_stops_reading_at_its_high_water_mark(
+    store: EventStore, nats_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames the projector has not taken hold the reader back: it stops reading the pipe
+    at HIGH_WATER deliveries (give or take the frame that crossed it), and everything comes
+    through, in order, once they are taken."""
+    last = await publish_events(store, synthetic_events(5 * stream_reader.FRAME_MESSAGES, seed=5))
+    monkeypatch.setattr(delivery, "HIGH_WATER", 100)
+    reader = await delivery.open_reader([nats_server.url], 1)
+    try:
+        await eventually_async(lambda: reader.buffered() >= 100, timeout=30)
+        # What must not happen is watched for a second: the child has five frames to send.
+        limit = 100 + stream_reader.FRAME_MESSAGES
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            assert reader.buffered() <= limit < last
+        seqs: list[int] = []
+        while len(seqs) < last:
+            await reader.wait(1, 5)
+            seqs += decode(reader.take(1000)).seqs
+        assert seqs == list(range(1, last + 1))
+    finally:
+        await reader.stop()
+    assert not _reader_children()
 
 
 def test_reader_child_fails_in_one_line() -> None:
