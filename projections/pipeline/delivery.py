@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import io
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
 
 from dtf.errors import StoreError
 from projections.pipeline.frames import Delivered, Deliveries, Encoded
@@ -138,23 +138,24 @@ class ProcessReader:
     def _read_frames(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
         """The frames thread: read whole frames off the pipe and hand each to the event loop;
         wait while HIGH_WATER deliveries are buffered, which holds the child back."""
-        with open(fd, "rb", buffering=0) as pipe:
+        with io.FileIO(fd, "rb") as pipe:
             while not self._stopping:
                 header = _read_exactly(pipe, HEADER.size)
-                body = _read_exactly(pipe, HEADER.unpack(header)[0]) if header else None
-                if body is None:
+                size, count = HEADER.unpack(header)[:2] if header is not None else (0, 0)
+                body = _read_exactly(pipe, size) if header is not None else None
+                if header is None or body is None:
                     break
                 try:
                     loop.call_soon_threadsafe(self._arrived, header, body)
                 except RuntimeError:  # the loop is closed: nobody is reading any more
                     return
                 with self._room:
-                    self._unread += HEADER.unpack(header)[1]
+                    self._unread += count
                     self._room.wait_for(lambda: self._unread < HIGH_WATER or self._stopping)
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._at_end)
 
-    def _arrived(self, header: bytes, body: bytearray) -> None:
+    def _arrived(self, header: bytearray, body: bytearray) -> None:
         _, count, last_seq, caught_up = HEADER.unpack(header)
         if count:
             self._frames.append(Encoded(body, count))
@@ -207,7 +208,7 @@ class ProcessReader:
                 await self._stderr
 
 
-def _read_exactly(pipe: BinaryIO, size: int) -> bytearray | None:
+def _read_exactly(pipe: io.RawIOBase, size: int) -> bytearray | None:
     """`size` bytes off `pipe` (blocking, without the GIL while it copies); None at its end."""
     data = bytearray(size)
     view = memoryview(data)
