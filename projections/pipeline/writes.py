@@ -77,14 +77,15 @@ def _column(values: tuple, sql_type: str) -> np.ndarray:
     type's kind, else an object array, which DuckDB converts value by value as before."""
     kinds = _TYPED.get(sql_type.split()[0])
     if kinds is not None:
-        nulls = [v is None for v in values]
-        present = [0 if v is None else v for v in values] if any(nulls) else values
+        # `None in` is one C loop: most columns have no NULL, and need no mask built.
+        nulls = [v is None for v in values] if None in values else None
+        present = values if nulls is None else [0 if v is None else v for v in values]
         try:
             typed = np.array(present)
         except (OverflowError, ValueError):
             typed = None
         if typed is not None and typed.ndim == 1 and typed.dtype.kind in kinds:
-            return np.ma.masked_array(typed, mask=nulls) if any(nulls) else typed
+            return typed if nulls is None else np.ma.masked_array(typed, mask=nulls)
     column = np.empty(len(values), dtype=object)
     # Filling a preallocated array keeps numpy from treating tuple values as dimensions.
     column[:] = values

@@ -8,6 +8,7 @@ import duckdb
 from dtf.core.state import TERMINAL
 from events.catalogue import (
     OfTask,
+    Requirements,
     TaskAssigned,
     TaskCancelled,
     TaskCompleted,
@@ -69,6 +70,19 @@ ATTEMPTS = Table(
 ATTEMPT_EVENTS = (TaskAssigned, TaskStarted, TaskCompleted, TaskFailed)
 
 
+# Requirements as JSON, by value: most tasks of a run share one, so it is encoded once.
+_requirements_json: dict[Requirements, str] = {}
+
+
+def _requirements(requirements: Requirements) -> str:
+    text = _requirements_json.get(requirements)
+    if text is None:
+        if len(_requirements_json) >= 1024:
+            _requirements_json.clear()
+        text = _requirements_json[requirements] = to_json(requirements)
+    return text
+
+
 def task_row(entry: TaskEntry) -> tuple:
     s = entry.state
     spec = s.spec
@@ -81,7 +95,7 @@ def task_row(entry: TaskEntry) -> tuple:
         spec.priority,
         spec.timeout,
         spec.expected_duration,
-        to_json(spec.requirements),
+        _requirements(spec.requirements),
         s.status,
         s.worker_id or None,
         s.attempt,
