@@ -29,7 +29,7 @@ class Table(NamedTuple):
         """The CREATE TABLE IF NOT EXISTS statement (names quoted: `at` is a keyword)."""
         parts = [f"{quoted(name)} {sql_type}" for name, sql_type in self.columns]
         if self.key:
-            parts.append(f"PRIMARY KEY ({', '.join(self.key)})")
+            parts.append(f"PRIMARY KEY ({', '.join(map(quoted, self.key))})")
         return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(parts)})"
 
     def select(self) -> str:
