@@ -137,7 +137,7 @@ class ProcessReader:
 
     def _read_frames(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
         """The frames thread: read whole frames off the pipe and hand each to the event loop;
-        wait while HIGH_WATER deliveries are buffered, which holds the child back."""
+        wait while HIGH_WATER deliveries read are not yet taken, which holds the child back."""
         with io.FileIO(fd, "rb") as pipe:
             while not self._stopping:
                 header = _read_exactly(pipe, HEADER.size)
@@ -167,7 +167,8 @@ class ProcessReader:
         self._started.set()
 
     def _at_end(self) -> None:
-        self._end = asyncio.ensure_future(self._ended())
+        if not self._stopping:  # else nobody waits for the reason
+            self._end = asyncio.ensure_future(self._ended())
 
     async def _ended(self) -> None:
         """The pipe closed: the child exited (or was stopped); its last words are the error."""

@@ -164,9 +164,9 @@ class _Pipe(asyncio.streams.FlowControlMixin):
 
 
 def _widen(fd: int) -> None:
-    """Grow the pipe's buffer from 64 KiB: the parent takes frames in only when its event loop
-    gets the GIL from the thread applying a batch, and a bigger pipe lets each turn take
-    thousands of deliveries instead of a hundred."""
+    """Grow the pipe's buffer from 64 KiB: the parent's thread reading it needs the GIL
+    between its reads, which the thread applying a batch holds most of the time, and a bigger
+    pipe lets each turn take thousands of deliveries instead of a hundred."""
     if not hasattr(fcntl, "F_SETPIPE_SZ"):
         return
     try:

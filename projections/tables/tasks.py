@@ -70,7 +70,8 @@ ATTEMPTS = Table(
 ATTEMPT_EVENTS = (TaskAssigned, TaskStarted, TaskCompleted, TaskFailed)
 
 
-# Requirements as JSON, by value: most tasks of a run share one, so it is encoded once.
+# Requirements as JSON, by value: most tasks of a run share one, so it is encoded once (equal
+# values encode alike, but for a signed zero, which no requirement means).
 _requirements_json: dict[Requirements, str] = {}
 
 
