@@ -8,7 +8,6 @@ import duckdb
 from dtf.core.state import TERMINAL
 from events.catalogue import (
     OfTask,
-    Requirements,
     TaskAssigned,
     TaskCancelled,
     TaskCompleted,
@@ -70,20 +69,6 @@ ATTEMPTS = Table(
 ATTEMPT_EVENTS = (TaskAssigned, TaskStarted, TaskCompleted, TaskFailed)
 
 
-# Requirements as JSON, by value: most tasks of a run share one, so it is encoded once (equal
-# values encode alike, but for a signed zero, which no requirement means).
-_requirements_json: dict[Requirements, str] = {}
-
-
-def _requirements(requirements: Requirements) -> str:
-    text = _requirements_json.get(requirements)
-    if text is None:
-        if len(_requirements_json) >= 1024:
-            _requirements_json.clear()
-        text = _requirements_json[requirements] = to_json(requirements)
-    return text
-
-
 def task_row(entry: TaskEntry) -> tuple:
     s = entry.state
     spec = s.spec
@@ -96,7 +81,7 @@ def task_row(entry: TaskEntry) -> tuple:
         spec.priority,
         spec.timeout,
         spec.expected_duration,
-        _requirements(spec.requirements),
+        to_json(spec.requirements),
         s.status,
         s.worker_id or None,
         s.attempt,
