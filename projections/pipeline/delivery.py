@@ -141,12 +141,14 @@ class ProcessReader:
         with io.FileIO(fd, "rb") as pipe:
             while not self._stopping:
                 header = _read_exactly(pipe, HEADER.size)
-                size, count = HEADER.unpack(header)[:2] if header is not None else (0, 0)
-                body = _read_exactly(pipe, size) if header is not None else None
-                if header is None or body is None:
+                if header is None:
+                    break
+                size, count, last_seq, caught_up = HEADER.unpack(header)
+                body = _read_exactly(pipe, size)
+                if body is None:
                     break
                 try:
-                    loop.call_soon_threadsafe(self._arrived, header, body)
+                    loop.call_soon_threadsafe(self._arrived, body, count, last_seq, caught_up)
                 except RuntimeError:  # the loop is closed: nobody is reading any more
                     return
                 with self._room:
@@ -155,8 +157,7 @@ class ProcessReader:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._at_end)
 
-    def _arrived(self, header: bytearray, body: bytearray) -> None:
-        _, count, last_seq, caught_up = HEADER.unpack(header)
+    def _arrived(self, body: bytearray, count: int, last_seq: int, caught_up: bool) -> None:
         if count:
             self._frames.append(Encoded(body, count))
             self._buffered += count
