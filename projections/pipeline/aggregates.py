@@ -56,20 +56,21 @@ Record = tuple[int, str, AnyEvent, Signer | None]
 _NAMES_WORKER = {c for c in AnyEvent.__args__ if "worker_id" in c.__struct_fields__}
 
 
-def _advance(entry: TaskEntry, event: AnyEvent, state: TaskState) -> TaskEntry:
-    """The entry after an event the task accepted."""
+def _advance(entry: TaskEntry, event: AnyEvent, state: TaskState) -> tuple[TaskEntry, bool]:
+    """The entry after an event the task accepted, and whether the event began, advanced or
+    ended its current attempt (the entry's attempt fields, the row of `attempts`)."""
     match event:
         case TaskAssigned():
-            return TaskEntry(state, entry.case_count, event.term)
+            return TaskEntry(state, entry.case_count, event.term), True
         case TaskStarted():
-            return msgspec.structs.replace(entry, state=state, attempt_started=event.at)
+            return msgspec.structs.replace(entry, state=state, attempt_started=event.at), True
         case TaskCompleted():
-            return msgspec.structs.replace(entry, state=state, outcome=event.outcome)
+            return msgspec.structs.replace(entry, state=state, outcome=event.outcome), True
         case TaskFailed():
-            return msgspec.structs.replace(entry, state=state, outcome="error")
+            return msgspec.structs.replace(entry, state=state, outcome="error"), True
         case TaskCancelled() if entry.outcome is None and entry.state.status in IN_PROGRESS:
-            return msgspec.structs.replace(entry, state=state, outcome="cancelled")
-    return msgspec.structs.replace(entry, state=state)
+            return msgspec.structs.replace(entry, state=state, outcome="cancelled"), True
+    return msgspec.structs.replace(entry, state=state), False
 
 
 class Aggregates:
@@ -89,6 +90,10 @@ class Aggregates:
         self.runs: dict[str, RunEntry] = {}
         self._stored: set[str] = set()  # live tasks present in projector_tasks
         self._ignored = 0  # in the batch being folded
+        # The batch being folded's index of the tasks it advanced (see `Batch`).
+        self._touched: dict[str, TaskEntry] = {}
+        self._queued: set[str] = set()
+        self._attempts: dict[tuple[str, int], TaskEntry] = {}
 
     # --- folding ------------------------------------------------------------------------
 
@@ -100,6 +105,7 @@ class Aggregates:
         out: list[Folded] = []
         append = out.append
         self.refused = []
+        self._touched, self._queued, self._attempts = {}, set(), {}
         for seq, subject, event, signer in records:
             if signer is not None:
                 entry = self.tasks.get(event.task_id) if isinstance(event, OfTask) else None
@@ -116,7 +122,7 @@ class Aggregates:
             if not folded.accepted:
                 self._ignored += 1
             append(folded)
-        return Batch(out)
+        return Batch(out, self._touched, self._queued, self._attempts)
 
     def _task(self, seq: int, subject: str, event: TaskEvent) -> Folded:
         task_id = event.task_id
@@ -133,9 +139,12 @@ class Aggregates:
                 assert isinstance(event, TaskQueued)
                 count = 1 if event.kind == "command" else len(event.nodeids)
                 entry = TaskEntry(after, count)
+                self._queued.add(task_id)
             else:
-                entry = _advance(entry, event, after)
-            self.tasks[task_id] = entry
+                entry, of_attempt = _advance(entry, event, after)
+                if of_attempt:
+                    self._attempts[(task_id, after.attempt)] = entry
+            self.tasks[task_id] = self._touched[task_id] = entry
         worker_id = event.worker_id if type(event) in _NAMES_WORKER else ""  # type: ignore[union-attr]
         if not worker_id and entry is not None:
             worker_id = entry.state.worker_id
@@ -188,9 +197,8 @@ class Aggregates:
 
     def write(self, batch: Batch, writes: Writes) -> None:
         """Store the live tasks the batch touched in projector_tasks; forget finished ones."""
-        touched = {f.task.task_id: f.task for f in batch.accepted("task") if f.task is not None}
-        live = [(t, e) for t, e in touched.items() if not e.state.terminal]
-        gone = [t for t, e in touched.items() if e.state.terminal and t in self._stored]
+        live = [(t, e) for t, e in batch.tasks.items() if not e.state.terminal]
+        gone = [t for t, e in batch.tasks.items() if e.state.terminal and t in self._stored]
         if gone:
             writes.execute(
                 "DELETE FROM projector_tasks WHERE task_id IN (SELECT unnest($1))", [gone]

@@ -33,15 +33,29 @@ class Writes:
         `replace` turns it into INSERT OR REPLACE (rows replace those with the same primary
         key); `on_conflict` is appended verbatim (e.g. an ON CONFLICT ... DO UPDATE clause).
         """
-        if not rows:
+        if rows:
+            columns = zip(*rows, strict=True)
+            self.insert_columns(table, list(columns), replace=replace, on_conflict=on_conflict)
+
+    def insert_columns(
+        self,
+        table: Table,
+        columns: Sequence[Sequence | np.ndarray],
+        *,
+        replace: bool = False,
+        on_conflict: str = "",
+    ) -> None:
+        """`insert`, the rows given as columns in the table's order, each a sequence of
+        values or an array staged already (`repeated`): a projection whose rows repeat
+        values saves building a tuple per row."""
+        if not len(columns[0]):
             return
-        columns = table.names
         staged = {
-            name: _column(values, sql_type)
-            for (name, sql_type), values in zip(table.columns, zip(*rows, strict=True), strict=True)
+            name: values if isinstance(values, np.ndarray) else _column(values, sql_type)
+            for (name, sql_type), values in zip(table.columns, columns, strict=True)
         }
         name = f"_staged_{len(self._steps)}_{table.name}"
-        names = ", ".join(map(quoted, columns))
+        names = ", ".join(map(quoted, table.names))
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         sql = f"{verb} INTO {table.name} ({names}) SELECT {names} FROM {name} {on_conflict}"
         self._steps.append((sql, None, name, staged))
@@ -72,7 +86,12 @@ class Writes:
 _TYPED = {"DOUBLE": "fiu", "INTEGER": "iu", "BIGINT": "iu", "BOOLEAN": "b"}
 
 
-def _column(values: tuple, sql_type: str) -> np.ndarray:
+def repeated(values: Sequence, sql_type: str, counts: np.ndarray) -> np.ndarray:
+    """A column holding `values[i]` `counts[i]` times over, in order."""
+    return np.repeat(_column(values, sql_type), counts)
+
+
+def _column(values: Sequence, sql_type: str) -> np.ndarray:
     """One column of staged rows: typed (NULLs masked) where every value is of its SQL
     type's kind, else an object array, which DuckDB converts value by value as before."""
     kinds = _TYPED.get(sql_type.split()[0])

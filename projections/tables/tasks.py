@@ -6,15 +6,6 @@ from __future__ import annotations
 import duckdb
 
 from dtf.core.state import TERMINAL
-from events.catalogue import (
-    OfTask,
-    TaskAssigned,
-    TaskCancelled,
-    TaskCompleted,
-    TaskFailed,
-    TaskQueued,
-    TaskStarted,
-)
 from projections.pipeline.aggregates import Aggregates
 from projections.pipeline.entries import TaskEntry
 from projections.pipeline.folded import Batch
@@ -64,9 +55,6 @@ ATTEMPTS = Table(
     ),
     key=("task_id", "attempt"),
 )
-# Events that begin, advance or end an attempt; others (a retry being scheduled) leave the
-# attempt's row as its end left it.
-ATTEMPT_EVENTS = (TaskAssigned, TaskStarted, TaskCompleted, TaskFailed)
 
 
 def task_row(entry: TaskEntry) -> tuple:
@@ -118,32 +106,21 @@ class Tasks:
     tables = (TASKS, ATTEMPTS)
 
     def apply(self, batch: Batch, writes: Writes) -> None:
-        new: dict[str, TaskEntry] = {}
-        changed: dict[str, TaskEntry] = {}
-        attempts: dict[tuple[str, int], TaskEntry] = {}  # the entry after its last event
-        for f in batch.accepted("task"):
-            entry = f.task
-            if entry is None:
-                continue
-            event = f.event
-            assert isinstance(event, OfTask)
-            task_id = event.task_id
-            if task_id in new or isinstance(event, TaskQueued):
-                new[task_id] = entry
-            else:
-                changed[task_id] = entry
-            if isinstance(event, ATTEMPT_EVENTS) or (
-                isinstance(event, TaskCancelled) and entry.outcome == "cancelled"
-            ):
-                attempts[(task_id, entry.state.attempt)] = entry
-        # A task queued here is new to the table (the context knows every task id), and so
-        # are its attempts: a plain INSERT costs half an INSERT OR REPLACE (5,700 attempts of
-        # a rebuild's batch: 10 against 21 ms).
-        writes.insert(TASKS, [task_row(e) for e in new.values()])
-        writes.insert(TASKS, [task_row(e) for e in changed.values()], replace=True)
-        rows = [attempt_row(e) for (t, _), e in attempts.items() if t not in new]
-        writes.insert(ATTEMPTS, rows, replace=True)
-        fresh = [attempt_row(e) for (t, _), e in attempts.items() if t in new]
+        # A task queued in the batch is new to the table (the context knows every task id),
+        # and so are its attempts: a plain INSERT costs half an INSERT OR REPLACE (5,700
+        # attempts of a rebuild's batch: 10 against 21 ms).
+        queued = batch.queued
+        new: list[tuple] = []
+        changed: list[tuple] = []
+        for task_id, entry in batch.tasks.items():
+            (new if task_id in queued else changed).append(task_row(entry))
+        writes.insert(TASKS, new)
+        writes.insert(TASKS, changed, replace=True)
+        fresh: list[tuple] = []
+        again: list[tuple] = []
+        for (task_id, _), entry in batch.attempts.items():
+            (fresh if task_id in queued else again).append(attempt_row(entry))
+        writes.insert(ATTEMPTS, again, replace=True)
         writes.insert(ATTEMPTS, fresh)
 
     def restore(self, con: duckdb.DuckDBPyConnection, aggregates: Aggregates) -> None:

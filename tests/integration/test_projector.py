@@ -615,3 +615,50 @@ async def test_replay_follow_through_the_cli(
     assert proc.returncode == 0, err
     with Projector(db) as p:
         assert p.last_seq == last
+
+
+def test_reruns_give_a_row_each_before_the_outcome_in_a_batch_of_several_tasks(
+    tmp_path: Path,
+) -> None:
+    """The test-case rows of a batch are built as columns: each attempt's values repeated
+    over its cases' rows, reruns included, must line up with the right cases."""
+    t = 1_800_000_000.0
+    events: list[AnyEvent] = []
+    outcomes = {
+        "r1.0": (CaseResult("a.py::x", "passed", 0.5), CaseResult("a.py::y", "failed", 1.0, "no")),
+        "r1.1": (CaseResult("b.py::x", "passed", 0.25, reruns=2), CaseResult("b.py::y", "skipped")),
+    }
+    for k, (task_id, cases) in enumerate(outcomes.items()):
+        worker = f"w{k}"
+        nodeids = tuple(c.nodeid for c in cases)
+        events += [
+            TaskQueued(
+                id=f"q{k}",
+                at=t,
+                actor="c",
+                task_id=task_id,
+                run_id="r1",
+                kind="pytest",
+                nodeids=nodeids,
+            ),
+            TaskAssigned(id=f"a{k}", at=t, actor="c", task_id=task_id, worker_id=worker, term=1),
+            TaskStarted(id=f"s{k}", at=t, actor=worker, task_id=task_id, worker_id=worker),
+            TaskCompleted(
+                id=f"c{k}", at=t + k, actor=worker, task_id=task_id, worker_id=worker, cases=cases
+            ),
+        ]
+    batch = [Delivered(seq, subject_of(e), encode(e)) for seq, e in enumerate(events, 1)]
+    with Projector(tmp_path / "p.duckdb") as p:
+        p.apply(batch)
+        rows = p.con.execute(
+            "SELECT task_id, attempt, nodeid, outcome, duration, message, worker_id, finished_at"
+            " FROM test_cases ORDER BY rowid"
+        ).fetchall()
+    assert rows == [
+        ("r1.0", 1, "a.py::x", "passed", 0.5, None, "w0", t),
+        ("r1.0", 1, "a.py::y", "failed", 1.0, "no", "w0", t),
+        ("r1.1", 1, "b.py::x", "rerun", None, None, "w1", t + 1),
+        ("r1.1", 1, "b.py::x", "rerun", None, None, "w1", t + 1),
+        ("r1.1", 1, "b.py::x", "passed", 0.25, None, "w1", t + 1),
+        ("r1.1", 1, "b.py::y", "skipped", 0.0, None, "w1", t + 1),
+    ]
