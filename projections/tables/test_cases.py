@@ -60,7 +60,8 @@ class TestCases:
     def apply(self, batch: Batch, writes: Writes) -> None:
         # Built as columns: the values of an event's rows but its cases' own are repeated,
         # which numpy does for a third less time than a tuple per row would take.
-        attempts: list[tuple] = []  # (run_id, task_id, attempt, worker_id, commit, branch, at)
+        # (run_id, task_id, attempt, worker_id, commit, branch, at, its number of rows)
+        attempts: list[tuple] = []
         cases: list[CaseResult] = []
         for f in batch.of(TaskCompleted, TaskFailed):
             event: TaskCompleted | TaskFailed = f.event  # type: ignore[assignment]
