@@ -8,15 +8,20 @@ failures, benchmark metrics and workers coming and going), then measures
 
   1. the raw read rate of nats-py's ordered push consumer with a callback that only counts
      messages (no decoding, no DuckDB), before and after the rebuild;
-  2. the full rebuild, `projections.pipeline.projector.replay(rebuild=True)` into a new DuckDB file,
-     in a child process (so its peak RSS is its own); the projector reads the stream through
-     its own child process (`projections.pipeline.stream_reader`), whose peak RSS is shown apart,
+  2. the full rebuild, `projections.pipeline.projector.replay(rebuild=True)` into a new
+     DuckDB file, in a child process (so its peak RSS is its own); the projector reads the
+     stream through its own child process (`projections.pipeline.stream_reader`), whose peak
+     RSS is shown apart;
+  3. each stage of the rebuild alone, in another child process: the stream reader's process
+     read to the end with nothing applied (its frames kept in memory), then the projector
+     applying those frames from memory into another new file, the reader stopped by then;
 
-and prints events, seconds, events/s, the ratio to the raw read rate and the peak RSS.
-Publishing speed is not measured.  Goal: >= 60,000 events/s end to end, and 0.6 of the raw
-read rate.  On the 2-core dev VM the projector's own process is the limit: ~20 us of CPU an
-event (decoding frames, folding, row building, DuckDB), against ~9 for its reader (reading and
-decoding) and ~3 for the server (see docs/architecture.md, "Read models").
+and prints events, seconds, events/s, the ratio to the raw read rate and the peak RSS, and
+the stages' rates and ratios.  Publishing speed is not measured.  Goal: >= 60,000 events/s
+end to end, and 0.6 of the raw read rate.  On the 2-core dev VM the rebuild is bound by CPU:
+the projector's process takes ~16 us an event (decoding frames, folding, row building,
+DuckDB), its reader ~8 (reading and decoding) and the server ~3, while each stage alone,
+given the machine, runs faster than the whole (see docs/architecture.md, "Read models").
 """
 
 from __future__ import annotations
@@ -62,7 +67,9 @@ from events.catalogue import (
 )
 from events.codec import encode
 from events.subjects import subject_of
-from projections.pipeline.projector import replay
+from projections.pipeline.delivery import open_reader
+from projections.pipeline.frames import Encoded, decode
+from projections.pipeline.projector import FLUSH_INTERVAL_S, MAX_BATCH, Projector, replay
 
 PUBLISH_WINDOW = 20_000
 FAILURE_MESSAGES = (
@@ -381,6 +388,59 @@ def rebuild_child(url: str, db: Path) -> None:
     print(json.dumps({**dataclasses.asdict(stats), **usage}))
 
 
+async def read_alone(url: str, expected: int) -> tuple[float, list[Encoded]]:
+    """Seconds for the projector's stream reader process to deliver `expected` events, taken
+    as they come and applied to nothing, and its frames."""
+    started = time.perf_counter()
+    reader = await open_reader([url], 1)
+    frames: list[Encoded] = []
+    got = 0
+    try:
+        while got < expected:
+            await reader.wait(1, FLUSH_INTERVAL_S)
+            taken = reader.take(MAX_BATCH)
+            frames += taken
+            got += sum(frame.messages for frame in taken)
+    finally:
+        await reader.stop()
+    return time.perf_counter() - started, frames
+
+
+def apply_alone(frames: list[Encoded], db: Path) -> float:
+    """Seconds for a rebuilding projector to apply `frames` from memory, in batches as
+    `replay` takes them (whole frames, up to MAX_BATCH events; each COMMIT overlapping the
+    next batch but the last), then checkpoint the file."""
+    batches: list[list[Encoded]] = [[]]
+    for frame in frames:
+        if batches[-1] and sum(f.messages for f in batches[-1]) + frame.messages > MAX_BATCH:
+            batches.append([])
+        batches[-1].append(frame)
+    started = time.perf_counter()
+    with Projector(db, rebuilding=True) as projector:
+        for i, batch in enumerate(batches):
+            projector.apply(decode(batch), overlap=i < len(batches) - 1)
+        projector.checkpoint()
+    return time.perf_counter() - started
+
+
+def stages_child(url: str, db: Path, expected: int) -> None:
+    """Run in a child process: each stage of a rebuild alone; prints their seconds."""
+    read_s, frames = asyncio.run(read_alone(url, expected))
+    apply_s = apply_alone(frames, db)
+    print(json.dumps({"read_s": read_s, "apply_s": apply_s}))
+
+
+async def _child(*args: str) -> dict:
+    """Run this script with `args` in a child process; its last line of output, as JSON."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, *args, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await child.communicate()
+    if child.returncode != 0:
+        raise SystemExit(f"{args[0]} failed (exit {child.returncode})")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
 async def main_async(count: int, keep: Path | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="dtf-bench-replay-")) if keep is None else keep
     # A throwaway store: no fsync per write (the read side, which is measured, is the same).
@@ -393,18 +453,11 @@ async def main_async(count: int, keep: Path | None) -> None:
         raw_s = [await raw_read(server.url, stored)]
         print("rebuilding the read models ...", file=sys.stderr)
         # A child process, so that the peak RSS is the projector's alone.
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "--rebuild-child",
-            server.url,
-            str(db),
-            stdout=asyncio.subprocess.PIPE,
+        stats = await _child("--rebuild-child", server.url, str(db))
+        print("each stage alone: the reader, then the projector ...", file=sys.stderr)
+        stages = await _child(
+            "--stages-child", server.url, str(work / "stages.duckdb"), str(stored)
         )
-        out, _ = await child.communicate()
-        if child.returncode != 0:
-            raise SystemExit(f"rebuild failed (exit {child.returncode})")
-        stats = json.loads(out.decode().strip().splitlines()[-1])
         # Again after: this machine's speed drifts under sustained load, so the peer is
         # measured on both sides of the rebuild.
         print("reading it raw with nats-py again ...", file=sys.stderr)
@@ -423,6 +476,12 @@ async def main_async(count: int, keep: Path | None) -> None:
         f" ({' before, '.join(f'{r:,.0f}' for r in raw_rates)} after)"
     )
     print(f"ratio             {rate / nats_py_rate:.2f} of nats-py's raw read rate (mean)")
+    for stage, seconds in (("reader", stages["read_s"]), ("projector", stages["apply_s"])):
+        alone = stored / seconds
+        print(
+            f"{stage + ' alone':<17} {alone:,.0f} events/s, {alone / nats_py_rate:.2f} of raw"
+            + (" (its frames from memory)" if stage == "projector" else " (applying nothing)")
+        )
     print(
         f"peak RSS          {stats['peak_rss_mb']:,.0f} MiB the projector,"
         f" {stats['reader_peak_rss_mb']:,.0f} MiB its stream reader process"
@@ -443,9 +502,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temp dir)")
     parser.add_argument("--rebuild-child", nargs=2, metavar=("URL", "DB"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stages-child", nargs=3, metavar=("URL", "DB", "N"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.rebuild_child:
         rebuild_child(args.rebuild_child[0], Path(args.rebuild_child[1]))
+        return
+    if args.stages_child:
+        url, db, expected = args.stages_child
+        stages_child(url, Path(db), int(expected))
         return
     asyncio.run(main_async(args.events, args.keep))
 

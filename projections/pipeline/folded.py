@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from operator import itemgetter
-from typing import NamedTuple, overload
+from operator import attrgetter
+from typing import overload
+
+import msgspec
 
 from events.catalogue import AnyEvent
 from projections.pipeline.entries import RunEntry, TaskEntry, WorkerEntry
 
 
-class Folded(NamedTuple):
+class Folded(msgspec.Struct, frozen=True, gc=False):
     """One recorded event and the aggregate states it met, as the fold left them after it.
 
     `accepted` says whether the event changed its aggregate (an unknown, stale or repeated
     event does not); `task`, `worker` and `run` are the entries of the event's task, the
     worker it names and its run, after the event (None when unknown).  Entries are immutable
-    values, so a projection may keep them past the event.
+    values, so a projection may keep them past the event.  (A struct, not a NamedTuple: one
+    is made for every event, and a NamedTuple's constructor is a Python call, five times
+    slower; none refers back to it, so the cyclic collector need not track it.)
     """
 
     seq: int
@@ -30,14 +34,15 @@ class Folded(NamedTuple):
     run: RunEntry | None = None
 
 
-_SEQ = itemgetter(0)
+_SEQ = attrgetter("seq")
 
 
 class Batch(Sequence[Folded]):
-    """A batch of folded events in stream order, indexed by event class and aggregate kind,
-    so that a projection visits only the events it reads instead of scanning the batch.
+    """A batch of folded events in stream order, indexed by event class (and the accepted
+    events of workers and runs by kind), so that a projection visits only the events it
+    reads instead of scanning the batch.
 
-    The fold indexes the tasks it advanced as it goes (a projection would loop over their
+    The fold builds these indexes as it goes, and indexes the tasks it advanced (a projection would loop over their
     events again for the same answer, ~1 us an event): `tasks`, each task's entry after its
     last accepted event, in the order first met; `queued`, the ids of those queued in the
     batch (new to the tables); `attempts`, each (task id, attempt) that an accepted event
@@ -46,26 +51,18 @@ class Batch(Sequence[Folded]):
     def __init__(
         self,
         folded: list[Folded],
-        tasks: dict[str, TaskEntry] | None = None,
-        queued: set[str] | None = None,
-        attempts: dict[tuple[str, int], TaskEntry] | None = None,
+        by_class: dict[type, list[Folded]],
+        by_kind: dict[str, list[Folded]],
+        tasks: dict[str, TaskEntry],
+        queued: set[str],
+        attempts: dict[tuple[str, int], TaskEntry],
     ) -> None:
         self._folded = folded
-        self.tasks = tasks if tasks is not None else {}
-        self.queued = queued if queued is not None else set()
-        self.attempts = attempts if attempts is not None else {}
-        self._by_class: dict[type, list[Folded]] = {}
-        self._by_kind: dict[str, list[Folded]] = {}
-        kinds: dict[type, list[Folded]] = {}
-        for f in folded:
-            cls = type(f.event)
-            group = self._by_class.get(cls)
-            if group is None:
-                group = self._by_class[cls] = []
-                kinds[cls] = self._by_kind.setdefault(f.event.aggregate, [])
-            group.append(f)
-            if f.accepted:
-                kinds[cls].append(f)
+        self._by_class = by_class  # every event, by its class
+        self._by_kind = by_kind  # the accepted events of workers and runs
+        self.tasks = tasks
+        self.queued = queued
+        self.attempts = attempts
 
     def __len__(self) -> int:
         return len(self._folded)
@@ -100,5 +97,5 @@ class Batch(Sequence[Folded]):
         return [f for f in items if f.accepted]
 
     def accepted(self, kind: str) -> list[Folded]:
-        """The accepted events of one aggregate kind ('task', 'worker', 'run'), in order."""
+        """The accepted events of one aggregate kind ('worker' or 'run'), in order."""
         return self._by_kind.get(kind, [])

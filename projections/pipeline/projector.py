@@ -473,7 +473,8 @@ async def _pump(
 def _apply_frames(projector: Projector, frames: list[Encoded], overlap: bool) -> None:
     """Decode frames and apply them, in the applying thread: decoded only now, the batch
     waiting behind this one holds a third of the memory it would as events."""
-    projector.apply(decode(frames), overlap=overlap)
+    with _gc_paused():  # decoding makes ~10 objects an event too (see `prepare`)
+        projector.apply(decode(frames), overlap=overlap)
 
 
 async def _opened(projector: Projector, executor: ThreadPoolExecutor) -> None:
