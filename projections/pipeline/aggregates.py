@@ -36,7 +36,6 @@ from events.catalogue import (
     TaskAssigned,
     TaskCancelled,
     TaskCompleted,
-    TaskEvent,
     TaskFailed,
     TaskQueued,
     TaskStarted,

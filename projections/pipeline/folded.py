@@ -42,11 +42,12 @@ class Batch(Sequence[Folded]):
     events of workers and runs by kind), so that a projection visits only the events it
     reads instead of scanning the batch.
 
-    The fold builds these indexes as it goes, and indexes the tasks it advanced (a projection would loop over their
-    events again for the same answer, ~1 us an event): `tasks`, each task's entry after its
-    last accepted event, in the order first met; `queued`, the ids of those queued in the
-    batch (new to the tables); `attempts`, each (task id, attempt) that an accepted event
-    began, advanced or ended (`TaskEntry`'s attempt fields), with its entry after the last."""
+    The fold builds these indexes as it goes, and indexes the tasks it advanced too (a
+    projection would loop over their events again for the same answer, ~1 us an event):
+    `tasks`, each task's entry after its last accepted event, in the order first met;
+    `queued`, the ids of those queued in the batch (new to the tables); `attempts`, each
+    (task id, attempt) that an accepted event began, advanced or ended (`TaskEntry`'s
+    attempt fields), with its entry after the last."""
 
     def __init__(
         self,

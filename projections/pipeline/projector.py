@@ -23,16 +23,19 @@ import contextlib
 import gc
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 from pathlib import Path
+from typing import cast
 
 import duckdb
 
 from dtf.errors import ProjectionError
 from dtf.nats.store import EventStore
+from events.catalogue import AnyEvent
 from events.codec import Undecodable, encode, read
 from events.records import Signer
 from projections.pipeline import schema
@@ -309,7 +312,14 @@ class Projector:
         records: list[Record] = []
         rejected: list[tuple[int, str, str, str]] = []
         signed = batch.signed
-        columns = zip(batch.seqs, batch.subjects, batch.datas, batch.decoded(), strict=True)
+        decoded_events = batch.decoded()
+        if not (failed or signed) and None not in decoded_events:
+            # The common batch: every event decoded by the reader, none signed.
+            events = cast(list[AnyEvent], decoded_events)
+            records = list(zip(batch.seqs, batch.subjects, events, repeat(None)))
+            columns: Iterable[tuple[int, str, bytes, AnyEvent | None]] = ()
+        else:
+            columns = zip(batch.seqs, batch.subjects, batch.datas, decoded_events, strict=True)
         for seq, subject, data, decoded in columns:
             signer, role, refused = signed.get(seq, _UNSIGNED) if signed else _UNSIGNED
             if failed or refused:

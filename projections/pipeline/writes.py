@@ -22,8 +22,9 @@ class Writes:
     """The statements of one batch, in the order they were added."""
 
     def __init__(self) -> None:
-        # (sql, parameters, name of the staged view and its columns, or "" and None)
-        self._steps: list[tuple[str, list | None, str, dict[str, np.ndarray] | None]] = []
+        # (sql, parameters, name of the staged view and its columns, or "" and None, and
+        # whether DuckDB must look at the values of its object columns to type them)
+        self._steps: list[tuple[str, list | None, str, dict[str, np.ndarray] | None, bool]] = []
 
     def insert(
         self, table: Table, rows: Sequence[tuple], *, replace: bool = False, on_conflict: str = ""
@@ -58,18 +59,31 @@ class Writes:
         names = ", ".join(map(quoted, table.names))
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         sql = f"{verb} INTO {table.name} ({names}) SELECT {names} FROM {name} {on_conflict}"
-        self._steps.append((sql, None, name, staged))
+        analyze = any(
+            values.dtype == object and sql_type.split()[0] not in _TEXT
+            for (_, sql_type), values in zip(table.columns, staged.values(), strict=True)
+        )
+        self._steps.append((sql, None, name, staged, analyze))
 
     def execute(self, sql: str, parameters: list | None = None) -> None:
         """Run `sql` with `parameters` (no result is read)."""
-        self._steps.append((sql, parameters, "", None))
+        self._steps.append((sql, parameters, "", None, False))
 
     def run(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Execute every statement on `con`, in order (inside the caller's transaction)."""
-        for sql, parameters, name, staged in self._steps:
+        """Execute every statement on `con`, in order (inside the caller's transaction).
+
+        DuckDB types each object column it is given by looking at up to 1,000 of its values
+        (`pandas_analyze_sample`), ~0.1 ms a column; an object column staged for a text
+        column holds text (or None) and needs no look, so the sample is set to 0 for the
+        views that hold no other (the setting stays as the last view needed it)."""
+        sample = -1  # not set here yet
+        for sql, parameters, name, staged, analyze in self._steps:
             if staged is None:
                 con.execute(sql, parameters)
                 continue
+            if sample != (wanted := _ANALYZE_SAMPLE if analyze else 0):
+                con.execute(f"SET pandas_analyze_sample = {wanted}")
+                sample = wanted
             con.register(name, staged)
             try:
                 con.execute(sql)
@@ -84,6 +98,9 @@ class Writes:
 # numpy kinds a column of each SQL type may be staged as: DuckDB reads a typed array as it
 # is, where an object array makes it look at every Python value (~15% of a rebuild's time).
 _TYPED = {"DOUBLE": "fiu", "INTEGER": "iu", "BIGINT": "iu", "BOOLEAN": "b"}
+# SQL types whose staged values are text: an object column of them is read as VARCHAR.
+_TEXT = {"VARCHAR", "TEXT", "JSON"}
+_ANALYZE_SAMPLE = 1000  # DuckDB's default
 
 
 def repeated(values: Sequence, sql_type: str, counts: np.ndarray) -> np.ndarray:
