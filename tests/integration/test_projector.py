@@ -288,6 +288,33 @@ def test_a_rebuild_batch_over_the_memory_limit_is_retried_without_it(
     assert snapshot(tmp_path / "tight.duckdb") == snapshot(tmp_path / "roomy.duckdb")
 
 
+def test_an_event_refused_among_overlapping_batches_is_all_they_lose(tmp_path: Path) -> None:
+    """While catching up, each batch's COMMIT overlaps the next batch: when DuckDB refuses
+    one event's rows, its batch is applied split around it, the fold reloaded without it
+    (the refused task's assignment in the next batch is then ignored), and the file is what
+    applying the same deliveries at once gives."""
+    t = time.time()
+    huge = TaskQueued(
+        id="huge", at=t, actor="c", task_id="zz.0", run_id="zz", kind="command", priority=2**40
+    )
+    assigned = TaskAssigned(id="zz-a", at=t, actor="c", task_id="zz.0", worker_id="w1")
+    events = list(synthetic_events(3000, seed=8))
+    events[500:500] = [huge]
+    events[1500:1500] = [assigned]
+    deliveries = [Delivered(i, subject_of(e), encode(e)) for i, e in enumerate(events, 1)]
+    with Projector(tmp_path / "behind.duckdb") as p:
+        for start in range(0, len(deliveries), 1000):
+            p.apply(deliveries[start : start + 1000], overlap=True)
+        p.committed()
+        assert (p.last_seq, p.rejected) == (len(deliveries), 1)
+    with Projector(tmp_path / "whole.duckdb") as whole:
+        whole.apply(deliveries)
+    assert snapshot(tmp_path / "behind.duckdb") == snapshot(tmp_path / "whole.duckdb")
+    assert query(
+        tmp_path / "behind.duckdb", "SELECT count(*) FROM attempts WHERE task_id = 'zz.0'"
+    ) == [(0,)]
+
+
 async def test_a_commit_failing_behind_the_next_batch_stops_and_loses_nothing(
     store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
