@@ -75,11 +75,17 @@ def _advance(entry: TaskEntry, event: AnyEvent, state: TaskState) -> tuple[TaskE
 
 
 class Aggregates:
-    """Owns the in-memory aggregates: live tasks, all workers, all runs."""
+    """Owns the in-memory aggregates: live tasks, all workers, all runs.
 
-    def __init__(self) -> None:
+    `deferred` (a rebuild's: nothing reads its file before it is complete) keeps the live
+    tasks out of `projector_tasks` until `store_live`; meanwhile `committed` holds them as of
+    the last batch committed, which is what `load` then restores them from."""
+
+    def __init__(self, *, deferred: bool = False) -> None:
         self._encoder = msgspec.json.Encoder()
         self.refused: list[tuple[int, str, str]] = []  # of the last fold
+        self.deferred = deferred
+        self.committed: dict[str, TaskEntry] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -208,7 +214,10 @@ class Aggregates:
     # --- persistence --------------------------------------------------------------------
 
     def write(self, batch: Batch, writes: Writes) -> None:
-        """Store the live tasks the batch touched in projector_tasks; forget finished ones."""
+        """Store the live tasks the batch touched in projector_tasks; forget finished ones
+        (unless `deferred`)."""
+        if self.deferred:
+            return
         live = [(t, e) for t, e in batch.tasks.items() if not e.state.terminal]
         gone = [t for t, e in batch.tasks.items() if e.state.terminal and t in self._stored]
         if gone:
@@ -222,6 +231,18 @@ class Aggregates:
                 "INSERT OR REPLACE INTO projector_tasks SELECT unnest($1), unnest($2)",
                 [ids, entries],
             )
+
+    def store_live(self, writes: Writes) -> None:
+        """Store every live task in projector_tasks, in place of what it holds (the end of
+        a `deferred` fold)."""
+        writes.execute("DELETE FROM projector_tasks")
+        if self.tasks:
+            entries = [self._encoder.encode(e).decode() for e in self.tasks.values()]
+            writes.execute(
+                "INSERT INTO projector_tasks SELECT unnest($1), unnest($2)",
+                [list(self.tasks), entries],
+            )
+        self._stored = set(self.tasks)
 
     def settle(self) -> int:
         """Once the batch's writes are staged: drop terminal tasks from memory, and return
@@ -240,6 +261,9 @@ class Aggregates:
         ids, workers and runs are restored by the projections that own their tables (each
         `restore` of `projections.pipeline.registry.Restoring`)."""
         self._reset()
+        if self.deferred:  # projector_tasks is not kept up to date
+            self.tasks = dict(self.committed)
+            return
         decoder = msgspec.json.Decoder(TaskEntry)
         for task_id, entry in con.execute("SELECT task_id, entry FROM projector_tasks").fetchall():
             self.tasks[task_id] = decoder.decode(entry)

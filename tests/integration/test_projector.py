@@ -222,6 +222,45 @@ async def test_rebuild_equals_live(
     assert len(live_rows["test_cases"]) > 2000
 
 
+async def test_a_rebuild_stores_its_live_tasks_and_goes_on_from_them(
+    store: EventStore, nats_server: LocalServer, tmp_path: Path
+) -> None:
+    """A rebuild keeps the tasks still going in memory and stores them once, at its end: as
+    the live file holds them, and a catch-up of the rebuilt file later folds on from them."""
+    t = time.time()
+    history = list(synthetic_events(3000, seed=12))
+    going = [
+        TaskQueued(id=f"q{i}", at=t, actor="c", task_id=f"zz.{i}", run_id="zz", kind="command")
+        for i in range(3)
+    ]
+    going += [
+        TaskAssigned(id="a1", at=t, actor="c", task_id="zz.1", worker_id="w1", term=2),
+        TaskAssigned(id="a2", at=t, actor="c", task_id="zz.2", worker_id="w1", term=2),
+        TaskStarted(id="s2", at=t, actor="w1", task_id="zz.2", worker_id="w1"),
+    ]
+    await publish_events(store, history + going)
+    live, rebuilt = tmp_path / "live.duckdb", tmp_path / "rebuilt.duckdb"
+    await replay([nats_server.url], live)
+    await replay([nats_server.url], rebuilt, rebuild=True)
+    stored = query(rebuilt, "SELECT task_id FROM projector_tasks ORDER BY ALL")
+    assert [r for r in stored if r[0].startswith("zz.")] == [("zz.0",), ("zz.1",), ("zz.2",)]
+    assert snapshot(live) == snapshot(rebuilt)
+    ended = [
+        TaskStarted(id="s1", at=t + 1, actor="w1", task_id="zz.1", worker_id="w1"),
+        TaskCompleted(id="c1", at=t + 2, actor="w1", task_id="zz.1", worker_id="w1"),
+        TaskCompleted(id="c2", at=t + 2, actor="w1", task_id="zz.2", worker_id="w1"),
+    ]
+    await publish_events(store, ended)
+    await replay([nats_server.url], live)
+    await replay([nats_server.url], rebuilt)
+    assert snapshot(live) == snapshot(rebuilt)
+    assert query(rebuilt, "SELECT task_id, status FROM tasks WHERE run_id = 'zz' ORDER BY 1") == [
+        ("zz.0", "queued"),
+        ("zz.1", "completed"),
+        ("zz.2", "completed"),
+    ]
+
+
 # --- (c) a crash mid-batch --------------------------------------------------------------
 
 CHILD = """
