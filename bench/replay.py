@@ -20,7 +20,7 @@ and prints events, seconds, events/s, the ratio to the raw read rate and the pea
 the stages' rates and ratios.  Publishing speed is not measured.  Goal: >= 60,000 events/s
 end to end, and 0.6 of the raw read rate.  On the 2-core dev VM the rebuild is bound by CPU:
 the projector's process takes ~16 us an event (decoding frames, folding, row building,
-DuckDB), its reader ~8 (reading and decoding) and the server ~3, while each stage alone,
+DuckDB), its reader ~9 (reading and decoding) and the server ~3, while each stage alone,
 given the machine, runs faster than the whole (see docs/architecture.md, "Read models").
 """
 
