@@ -412,10 +412,13 @@ def apply_alone(frames: list[Encoded], db: Path) -> float:
     `replay` takes them (whole frames, up to MAX_BATCH events; each COMMIT overlapping the
     next batch but the last), then checkpoint the file."""
     batches: list[list[Encoded]] = [[]]
+    count = 0  # events in the last batch
     for frame in frames:
-        if batches[-1] and sum(f.messages for f in batches[-1]) + frame.messages > MAX_BATCH:
+        if batches[-1] and count + frame.messages > MAX_BATCH:
             batches.append([])
+            count = 0
         batches[-1].append(frame)
+        count += frame.messages
     started = time.perf_counter()
     with Projector(db, rebuilding=True) as projector:
         for i, batch in enumerate(batches):

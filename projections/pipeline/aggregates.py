@@ -252,7 +252,8 @@ class Aggregates:
             del self.tasks[task_id]
             self._stored.discard(task_id)
             self.settled.add(task_id)
-        self._stored.update(self.tasks)
+        if not self.deferred:  # deferred, `store_live` stores them all at once
+            self._stored.update(self.tasks)
         ignored, self._ignored = self._ignored, 0
         return ignored
 

@@ -535,6 +535,8 @@ async def replay(
     cancelled.  `on_progress(last_seq, target_seq)` is called after every batch.
     """
     db = Path(db)
+    if not db.parent.is_dir():  # said of the file asked for, not of a rebuild's temp file
+        raise ProjectionError(f"{db}: no such directory {db.parent}")
     started = time.perf_counter()
     store = await EventStore.connect(urls, name="dtf-projector")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dtf-projector")

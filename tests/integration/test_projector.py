@@ -517,6 +517,17 @@ async def test_failed_rebuild_leaves_the_old_file(
     assert len(snapshot(db)["tasks"]) == 5
 
 
+@pytest.mark.parametrize("rebuild", [False, True])
+async def test_a_file_in_a_missing_directory_is_one_error_naming_it(
+    nats_server: LocalServer, tmp_path: Path, rebuild: bool
+) -> None:
+    db = tmp_path / "nowhere" / "p.duckdb"
+    with pytest.raises(ProjectionError) as info:
+        await replay([nats_server.url], db, rebuild=rebuild)
+    assert str(info.value) == f"{db}: no such directory {db.parent}"
+    assert not db.parent.exists()
+
+
 LOCKER = """
 import sys, time, duckdb
 con = duckdb.connect(sys.argv[1])
